@@ -239,7 +239,8 @@ def read_frame(path: str | os.PathLike, expect_lowres: tuple[int, int] | None = 
     except Exception as e:  # OpenEXR raises bare RuntimeError/OSError on corrupt data
         raise FrameError(f"{path}: unreadable or truncated EXR ({e}); delete it and re-render/re-capture") from None
     if LOWRES_PART not in parts:
-        raise FrameError(f"{path}: no '{LOWRES_PART}' part (parts: {sorted(parts)}); not an nss_train frame")
+        raise FrameError(f"{path}: no readable '{LOWRES_PART}' part (parts: {sorted(parts)}); the file is "
+                         "truncated or corrupt, or not an nss_train frame; delete it and re-render/re-capture")
     try:
         ch = parts[LOWRES_PART].channels
         bufs = {n: _read_buffer(ch, n, path, LOWRES_PART) for n in CHANNELS}
@@ -253,7 +254,8 @@ def read_frame(path: str | os.PathLike, expect_lowres: tuple[int, int] | None = 
         fr = Frame(**{n: check_buffer(n, a, size, str(path)) for n, a in bufs.items()})
         if with_target:
             if TARGET_PART not in parts:
-                raise FrameError(f"{path}: no '{TARGET_PART}' part; training frames need the high-res target")
+                raise FrameError(f"{path}: no readable '{TARGET_PART}' part; training frames need the high-res "
+                                 "target (truncated or corrupt file? delete it and re-render)")
             tch = parts[TARGET_PART].channels
             t = _read_buffer(tch, "colour", path, TARGET_PART)
             if t is None:

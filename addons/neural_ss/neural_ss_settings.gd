@@ -1,0 +1,49 @@
+class_name NeuralSSSettings
+extends RefCounted
+## The addon's Project Settings (all under [code]neural_ss/[/code]) with their defaults.
+##
+## Read them through [method get_value]: a game exported without the editor plugin ever having
+## run still gets the defaults.
+
+const PREFIX := "neural_ss/"
+
+## name -> [default, Variant.Type, PropertyHint, hint string]
+const SETTINGS := {
+	"enabled": [true, TYPE_BOOL, PROPERTY_HINT_NONE, ""],
+	"scale_factor": [2, TYPE_INT, PROPERTY_HINT_ENUM, "2:2,4:4"],
+	"model_path": ["res://models/nss.onnx", TYPE_STRING, PROPERTY_HINT_FILE, "*.onnx"],
+	"runtime_command": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
+	"execution_provider": ["cpu", TYPE_STRING, PROPERTY_HINT_ENUM, "cpu,cuda,tensorrt"],
+	"show_stats_overlay": [false, TYPE_BOOL, PROPERTY_HINT_NONE, ""],
+}
+
+
+static func get_value(name: String) -> Variant:
+	var spec: Array = SETTINGS[name]
+	return ProjectSettings.get_setting(PREFIX + name, spec[0])
+
+
+## Adds every setting (with its default and editor hint) that the project does not have yet.
+static func register() -> PackedStringArray:
+	var added := PackedStringArray()
+	for name: String in SETTINGS:
+		var spec: Array = SETTINGS[name]
+		var key := PREFIX + name
+		if not ProjectSettings.has_setting(key):
+			ProjectSettings.set_setting(key, spec[0])
+			added.append(key)
+		ProjectSettings.set_initial_value(key, spec[0])
+		ProjectSettings.set_as_basic(key, true)
+		ProjectSettings.add_property_info({
+			"name": key, "type": spec[1], "hint": spec[2], "hint_string": spec[3],
+		})
+	return added
+
+
+## Removes the settings that still hold their default (used when the plugin is disabled).
+static func unregister() -> void:
+	for name: String in SETTINGS:
+		var key := PREFIX + name
+		var spec: Array = SETTINGS[name]
+		if ProjectSettings.has_setting(key) and ProjectSettings.get_setting(key) == spec[0]:
+			ProjectSettings.set_setting(key, null)

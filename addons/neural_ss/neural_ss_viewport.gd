@@ -1,0 +1,340 @@
+class_name NeuralSSViewport
+extends Node
+## Add this node to any 3D scene. It renders the scene's 3D world (from the viewport's current
+## Camera3D) at output_size / scale in its own SubViewport, captures low-res colour, depth and
+## motion every frame ([signal frame_captured]) and presents the native render, a bilinear upscale
+## or an upscaled image given to it ([method set_upscaled_image]).
+##
+## Faults keep the game running: no 3D camera (2D scenes), no RenderingDevice (Compatibility
+## renderer, --headless) -> a one-time warning and plain rendering / plain scaling.
+
+## Emitted on the main thread for every captured low-res frame (contract units, see NeuralSSFrame).
+signal frame_captured(frame: NeuralSSFrame)
+signal mode_changed(mode: Mode)
+
+enum Mode { NATIVE, BILINEAR, NEURAL }
+
+const MODE_NAMES := ["native", "bilinear", "neural"]
+const PRESENT_SHADER := preload("present_linear.gdshader")
+
+## What is shown. NEURAL falls back to BILINEAR while no fresh upscaled frame is there.
+@export var mode: Mode = Mode.BILINEAR:
+	set = set_mode
+## Upscaling factor per axis; 0 = the project setting neural_ss/scale_factor.
+@export_range(0, 4) var scale_factor: int = 0
+## Capture buffers every frame (only when a RenderingDevice exists).
+@export var capture_enabled: bool = true
+## Render the low-res frame with TAA (jittered); the jitter is then recorded per frame.
+@export var use_taa: bool = false
+## Automatic camera cut when the camera jumps further than this in one frame (scene units)...
+@export var cut_distance: float = 4.0
+## ...or turns more than this (degrees).
+@export var cut_angle_deg: float = 45.0
+## A NEURAL image older than this many frames is stale: show BILINEAR instead.
+@export var neural_max_age_frames: int = 3
+## Show the fps / ms-per-stage overlay (-1 = project setting neural_ss/show_stats_overlay).
+@export_range(-1, 1) var show_stats: int = -1
+## Exposure the presentation applies to the linear NEURAL image (match the Environment's).
+@export var neural_exposure: float = 1.0
+
+## Stage name -> milliseconds, shown by the overlay. The bridge adds its own stages.
+var stats: Dictionary = {}
+## Frames rendered since start (the index of the next captured frame).
+var frame_index: int = 0
+## Scene time given to captured frames; set by the game for deterministic captures (else wall time).
+var scene_time: float = -1.0
+## True while the low-res SubViewport is in use.
+var active: bool = false
+
+var _source_vp: Viewport
+var _sub: SubViewport
+var _cam: Camera3D
+var _effect: NeuralSSCaptureEffect
+var _layer: CanvasLayer
+var _rect: TextureRect
+var _overlay: NeuralSSOverlay
+var _material: ShaderMaterial
+var _neural_tex: Texture2D
+var _neural_frame: int = -1000000
+var _prev_xform := Transform3D()
+var _prev_proj := Vector4.ZERO
+var _has_prev := false
+var _cut_requested := true
+var _warned := {}
+var _has_rd := false
+var _low_size := Vector2i.ZERO
+var _last_frame_usec: int = 0
+var _fps_smooth: float = 0.0
+
+
+func _ready() -> void:
+	process_priority = 1000  # after the game moved its camera this frame
+	_has_rd = RenderingServer.get_rendering_device() != null
+	if not NeuralSSSettings.get_value("enabled"):
+		_warn("disabled", "neural_ss: disabled in Project Settings (neural_ss/enabled); plain rendering")
+		set_process(false)
+		return
+	_source_vp = get_viewport()
+	_source_vp.size_changed.connect(_on_size_changed)
+	if not _has_rd:
+		_warn("no_rd", "neural_ss: no RenderingDevice (Compatibility renderer or --headless): capture is off, "
+				+ "plain bilinear scaling only")
+	_overlay = NeuralSSOverlay.new()
+	_overlay.visible = _stats_wanted()
+	add_child(_overlay)
+
+
+func _exit_tree() -> void:
+	_deactivate()
+
+
+## The scale in use (per axis).
+func get_scale() -> int:
+	var s := scale_factor if scale_factor > 0 else int(NeuralSSSettings.get_value("scale_factor"))
+	return clampi(s, 1, 8)
+
+
+## Low-res render size (0 while inactive).
+func get_low_res_size() -> Vector2i:
+	return _low_size if active else Vector2i.ZERO
+
+
+func set_mode(m: Mode) -> void:
+	if m == mode:
+		return
+	mode = m
+	_cut_requested = true  # NATIVE renders at another size: history would be wrong
+	mode_changed.emit(mode)
+
+
+func cycle_mode() -> void:
+	set_mode(((mode + 1) % 3) as Mode)
+
+
+## Tell the capture that history is invalid from the next frame on (scene change, teleport...).
+func mark_camera_cut() -> void:
+	_cut_requested = true
+
+
+## Present this LINEAR (pre-tone-mapping) RGB(A) image in NEURAL mode (e.g. the network's output).
+func set_upscaled_image(img: Image) -> void:
+	if img == null or img.is_empty():
+		return
+	var tex := _neural_tex as ImageTexture
+	if tex != null and tex.get_size() == Vector2(img.get_size()) and tex.get_format() == img.get_format():
+		tex.update(img)
+	else:
+		_neural_tex = ImageTexture.create_from_image(img)
+	_neural_frame = frame_index
+
+
+## Same as [method set_upscaled_image] for a texture already on the GPU (e.g. a Texture2DRD).
+func set_upscaled_texture(tex: Texture2D) -> void:
+	_neural_tex = tex
+	_neural_frame = frame_index
+
+
+## True when NEURAL mode currently shows the upscaled image (not the bilinear fallback).
+func neural_is_fresh() -> bool:
+	return _neural_tex != null and frame_index - _neural_frame <= neural_max_age_frames
+
+
+func set_stage_ms(stage: String, ms: float) -> void:
+	stats[stage] = ms
+
+
+func _stats_wanted() -> bool:
+	return show_stats == 1 or (show_stats == -1 and bool(NeuralSSSettings.get_value("show_stats_overlay")))
+
+
+func _warn(key: String, msg: String) -> void:
+	if _warned.has(key):
+		return
+	_warned[key] = true
+	push_warning(msg)
+	print("WARNING: " + msg)
+
+
+func _on_size_changed() -> void:
+	_cut_requested = true
+
+
+func _activate(src_cam: Camera3D) -> void:
+	_sub = SubViewport.new()
+	_sub.name = "NeuralSSLowRes"
+	_sub.world_3d = _source_vp.find_world_3d()
+	_sub.render_target_update_mode = SubViewport.UPDATE_ALWAYS
+	_sub.scaling_3d_mode = Viewport.SCALING_3D_MODE_BILINEAR  # not FSR: its motion has sentinels
+	_sub.scaling_3d_scale = 1.0
+	_sub.msaa_3d = Viewport.MSAA_DISABLED
+	_sub.screen_space_aa = Viewport.SCREEN_SPACE_AA_DISABLED
+	_sub.use_taa = use_taa
+	_sub.handle_input_locally = false
+	_sub.audio_listener_enable_3d = false
+	_cam = Camera3D.new()
+	_sub.add_child(_cam)
+	_layer = CanvasLayer.new()
+	_layer.layer = -100  # behind the game's own UI
+	_rect = TextureRect.new()
+	_rect.name = "NeuralSSPresent"
+	_rect.set_anchors_preset(Control.PRESET_FULL_RECT)
+	_rect.expand_mode = TextureRect.EXPAND_IGNORE_SIZE
+	_rect.stretch_mode = TextureRect.STRETCH_SCALE
+	_rect.mouse_filter = Control.MOUSE_FILTER_IGNORE
+	_rect.texture_filter = CanvasItem.TEXTURE_FILTER_LINEAR
+	_material = ShaderMaterial.new()
+	_material.shader = PRESENT_SHADER
+	_layer.add_child(_rect)
+	add_child(_sub)
+	add_child(_layer)
+	move_child(_overlay, -1)
+	if _has_rd:
+		_effect = NeuralSSCaptureEffect.new()
+		_effect.on_frame = _on_effect_frame
+	_sync_camera(src_cam)
+	_rect.texture = _sub.get_texture()
+	_source_vp.disable_3d = true  # the world is rendered once, at low resolution, by _sub
+	active = true
+	_has_prev = false
+	_cut_requested = true
+
+
+func _deactivate() -> void:
+	if not active:
+		return
+	active = false
+	if is_instance_valid(_source_vp):
+		_source_vp.disable_3d = false
+	for n: Node in [_sub, _layer]:
+		if is_instance_valid(n):
+			n.queue_free()
+	_sub = null
+	_layer = null
+	_rect = null
+	_cam = null
+	_effect = null
+	_low_size = Vector2i.ZERO
+
+
+func _sync_camera(src: Camera3D) -> void:
+	_cam.global_transform = src.global_transform
+	_cam.projection = src.projection
+	_cam.fov = src.fov
+	_cam.size = src.size
+	_cam.near = src.near
+	_cam.far = src.far
+	_cam.keep_aspect = src.keep_aspect
+	_cam.h_offset = src.h_offset
+	_cam.v_offset = src.v_offset
+	_cam.frustum_offset = src.frustum_offset
+	_cam.cull_mask = src.cull_mask
+	_cam.environment = src.environment
+	_cam.attributes = src.attributes
+	var comp := Compositor.new()
+	var effects: Array[CompositorEffect] = []
+	if src.compositor != null:
+		effects.append_array(src.compositor.compositor_effects)
+	if _effect != null and capture_enabled and mode != Mode.NATIVE:
+		effects.append(_effect)
+	if _cam.compositor == null or _cam.compositor.compositor_effects != effects:
+		comp.compositor_effects = effects
+		_cam.compositor = comp
+	_cam.current = true
+
+
+func _process(_delta: float) -> void:
+	var now := Time.get_ticks_usec()
+	if _last_frame_usec > 0:
+		var ms := (now - _last_frame_usec) / 1000.0
+		stats["frame"] = ms
+		_fps_smooth = lerpf(_fps_smooth, 1000.0 / maxf(ms, 0.001), 0.1) if _fps_smooth > 0.0 else 1000.0 / maxf(ms, 0.001)
+	_last_frame_usec = now
+
+	var src_cam := _source_vp.get_camera_3d()
+	if src_cam == null or src_cam == _cam:
+		if src_cam == null:
+			_warn("no_camera", "neural_ss: no current Camera3D in the viewport (2D scene?): "
+					+ "NeuralSSViewport stays inactive, plain rendering")
+		_deactivate()
+		_update_overlay()
+		return
+	if not active:
+		_activate(src_cam)
+
+	# Output and low-res sizes follow the window (resize / resolution change -> camera cut).
+	var out := Vector2i(_source_vp.get_visible_rect().size)
+	var s := 1 if mode == Mode.NATIVE else get_scale()
+	var low := Vector2i(maxi(1, out.x / s), maxi(1, out.y / s))
+	if low != _low_size:
+		_sub.size = low
+		_low_size = low
+		_cut_requested = true
+	_sub.use_taa = use_taa
+	_sync_camera(src_cam)
+	_feed_effect()
+	_present()
+	frame_index += 1
+	_update_overlay()
+
+
+func _feed_effect() -> void:
+	if _effect == null:
+		return
+	var xf := _cam.global_transform.orthonormalized()
+	var pr := _cam.get_camera_projection()
+	var pv := Vector4(pr.x.x, pr.y.y, pr.z.x, pr.z.y)
+	var cut := _cut_requested or not _has_prev
+	if _has_prev and not cut:
+		var moved := xf.origin.distance_to(_prev_xform.origin)
+		var turned := rad_to_deg(xf.basis.get_rotation_quaternion().angle_to(_prev_xform.basis.get_rotation_quaternion()))
+		if moved > cut_distance or turned > cut_angle_deg:
+			cut = true
+	var r := _prev_xform.basis.inverse() * xf.basis if _has_prev else Basis.IDENTITY
+	var prev := _prev_proj if _has_prev else pv
+	var ortho := 1.0 if _cam.projection == Camera3D.PROJECTION_ORTHOGONAL else 0.0
+	var p := PackedFloat32Array([
+		0.0, 0.0, _cam.near, _cam.far,
+		pv.x, pv.y, pv.z, pv.w,
+		prev.x, prev.y, prev.z, prev.w,
+		r.x.x, r.y.x, r.z.x, ortho,
+		r.x.y, r.y.y, r.z.y, 0.0 if cut else 1.0,
+		r.x.z, r.y.z, r.z.z, 0.0,
+	])
+	var t := scene_time if scene_time >= 0.0 else Time.get_ticks_msec() / 1000.0
+	_effect.set_frame_params(p, {"index": frame_index, "cut": cut, "time": t, "fov_y_deg": _cam.fov})
+	_prev_xform = xf
+	_prev_proj = pv
+	_has_prev = true
+	_cut_requested = false
+
+
+func _present() -> void:
+	var show_neural := mode == Mode.NEURAL and neural_is_fresh()
+	if show_neural:
+		_rect.texture = _neural_tex
+		_material.set_shader_parameter("exposure", neural_exposure)
+		_rect.material = _material
+		_rect.texture_filter = CanvasItem.TEXTURE_FILTER_LINEAR
+	else:
+		_rect.texture = _sub.get_texture()
+		_rect.material = null
+		_rect.texture_filter = (CanvasItem.TEXTURE_FILTER_NEAREST if mode == Mode.NATIVE
+				else CanvasItem.TEXTURE_FILTER_LINEAR)
+
+
+func _on_effect_frame(frame: NeuralSSFrame) -> void:
+	if _effect != null:
+		stats["capture_cpu"] = _effect.last_callback_ms
+	frame_captured.emit(frame)
+
+
+func _update_overlay() -> void:
+	if _overlay == null:
+		return
+	_overlay.visible = _stats_wanted()
+	if not _overlay.visible:
+		return
+	var label: String = MODE_NAMES[mode]
+	if mode == Mode.NEURAL and not neural_is_fresh():
+		label += " (no fresh frame: bilinear)"
+	_overlay.show_stats(_fps_smooth, label, get_low_res_size(), stats)

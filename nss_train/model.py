@@ -1,0 +1,497 @@
+"""The supersampling network of Xiao et al. 2020 ("Neural supersampling for real-time rendering").
+
+Two presets share one pipeline (ModelConfig.preset):
+
+  nsrr  the paper: per-frame feature extraction (the current frame with its own
+        weights), zero-upsampling, bilinear motion upsampling with backward
+        accumulation, grid_sample warping, feature reweighting on the warped
+        RGB-D (tanh -> [0, 10]) and a U-Net at the OUTPUT resolution.
+  fast  our real-time variant (after Mercier et al., ICCV 2023): the previous
+        frames contribute only their RGB-D, warped at high resolution and then
+        folded back to low resolution (space-to-depth); reweighting and a narrow
+        U-Net run at INPUT resolution, a depth-to-space finishes, and the network
+        predicts a residual over the bilinear upsample of the current frame.
+
+The model takes raw contract buffers (linear colour, view depth, motion in
+low-res pixels, jitter) and returns linear RGB: the colour transform (Reinhard)
+and depth normalisation of nss_runtime.contract are inside the graph.
+
+Frame t's motion points to frame t-1 (prev = p + motion). Windows are
+[B, T, C, h, w] with T = n_prev + 1, index -1 the current frame. A frame with no
+valid predecessor is preceded by copies of itself with zero motion (the
+contract's reset semantics); `step` applies this itself when reset = 1.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nss_runtime.contract import COLOUR_TRANSFORM, COLOUR_TRANSFORM_MAX, DEPTH_REF, SCALES
+
+CKPT_FORMAT = "nss_train.ckpt"
+CKPT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, foreign, or does not match the expected config."""
+
+
+# --- configuration -------------------------------------------------------------
+
+@dataclass
+class ModelConfig:
+    name: str = "nsrr"
+    scale: int = 4  # per axis
+    n_prev: int = 4  # previous frames
+    feat_channels: tuple[int, ...] = (32, 32, 8)  # feature extractor convs; output = concat(RGB-D, last)
+    separate_current_extractor: bool = True  # the paper: current frame has its own weights
+    warp_features: bool = True  # previous frames bring their full features (paper) or RGB-D only (fast)
+    cache_features: bool = True  # streaming history holds per-frame features (else RGB-D, recomputed)
+    reweight_channels: tuple[int, ...] = (32, 32)  # hidden widths; a last conv gives n_prev weights
+    reweight_max: float = 10.0  # tanh -> [0, reweight_max]
+    lowres_recon: bool = False  # reconstruct at input resolution on folded tensors (fast)
+    unet_enc: tuple[tuple[int, ...], ...] = ((64, 32), (64, 64), (128, 128))  # per level, pool between
+    unet_dec: tuple[tuple[int, ...], ...] = ((64, 64), (32,))  # per level after upsample + skip concat
+    unet_fuse_1x1: bool = False  # the first conv after each skip concat is a 1x1 fusion (fast)
+    residual: bool = False  # predict a residual over the bilinear upsample of the current frame
+    depth_ref: float = DEPTH_REF
+    jitter_aware: bool = True  # zero-upsampling puts each sample where its jittered position falls
+
+    @staticmethod
+    def preset(name: str, scale: int = 4, n_prev: int = 4) -> "ModelConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        if scale not in SCALES:
+            raise ValueError(f"scale {scale} unsupported; expected one of {SCALES}")
+        if n_prev < 1:
+            raise ValueError(f"n_prev {n_prev} invalid; expected >= 1 previous frame")
+        return ModelConfig(**{**PRESETS[name], "name": name, "scale": scale, "n_prev": n_prev})
+
+    @staticmethod
+    def from_dict(d: dict, where: str = "config") -> "ModelConfig":
+        known = {f.name for f in fields(ModelConfig)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CheckpointError(f"{where}: unknown model config field(s) {unknown}; expected a subset of {sorted(known)}")
+        d = dict(d)
+        for k in ("feat_channels", "reweight_channels"):
+            if k in d:
+                d[k] = tuple(int(v) for v in d[k])
+        for k in ("unet_enc", "unet_dec"):
+            if k in d:
+                d[k] = tuple(tuple(int(v) for v in lvl) for lvl in d[k])
+        return ModelConfig(**d)
+
+    @property
+    def multiple(self) -> int:
+        """Low-res width and height must be multiples of this."""
+        pools = len(self.unet_enc) - 1
+        if self.lowres_recon:
+            return 2 ** pools
+        return max(1, 2 ** pools // self.scale)
+
+
+PRESETS: dict[str, dict] = {
+    "nsrr": dict(),  # the dataclass defaults are the paper's sizes
+    "fast": dict(
+        feat_channels=(16, 4),
+        separate_current_extractor=False,
+        warp_features=False,
+        cache_features=True,
+        reweight_channels=(12,),
+        lowres_recon=True,
+        unet_enc=((24,), (32, 32)),  # level 0 is a 1x1 squeeze of the folded input
+        unet_dec=((16,),),
+        unet_fuse_1x1=True,
+        residual=True,
+    ),
+}
+
+
+# --- contract transforms (torch versions of nss_runtime.contract) ---------------
+
+assert COLOUR_TRANSFORM == "reinhard", "model.py implements the Reinhard colour transform only"
+
+
+def colour_forward(x: torch.Tensor) -> torch.Tensor:
+    x = torch.clamp(x, min=0.0)
+    return x / (1.0 + x)
+
+
+def colour_inverse(y: torch.Tensor) -> torch.Tensor:
+    y = torch.clamp(y, 0.0, COLOUR_TRANSFORM_MAX)
+    return y / (1.0 - y)
+
+
+def depth_normalise(d: torch.Tensor, ref: float = DEPTH_REF) -> torch.Tensor:
+    d = torch.where(torch.isnan(d), torch.zeros_like(d), torch.clamp(d, min=0.0))
+    return 1.0 / (1.0 + d / ref)  # +inf -> 0
+
+
+# --- geometric building blocks ----------------------------------------------------
+
+def zero_upsample(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: bool = True) -> torch.Tensor:
+    """[B,C,h,w] -> [B,C,s*h,s*w]: low-res pixel (i, j) goes to one position of its s x s block, zeros elsewhere.
+
+    The position is where the pixel's sample lies: offset floor(s * (0.5 + jitter)) in the block, clamped to
+    [0, s-1], per axis (jitter 0 -> offset s // 2). Built from comparisons so it exports without control flow.
+    """
+    B, C, h, w = x.shape
+    if not jitter_aware:
+        jitter = torch.zeros_like(jitter)
+    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)  # [B, 2] (x, y)
+    ar = torch.arange(s, device=x.device, dtype=x.dtype)
+    mx = (ar[None, :] == off[:, 0:1]).to(x.dtype)  # [B, s]
+    my = (ar[None, :] == off[:, 1:2]).to(x.dtype)
+    up = x[:, :, :, None, :, None] * my[:, None, None, :, None, None] * mx[:, None, None, None, None, :]
+    return up.reshape(B, C, h * s, w * s)
+
+
+def base_grid(H: int, W: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    ys = torch.arange(H, device=like.device, dtype=like.dtype) + 0.5
+    xs = torch.arange(W, device=like.device, dtype=like.dtype) + 0.5
+    return xs[None, None, :], ys[None, :, None]  # [1,1,W], [1,H,1]
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Backward warp: out(p) = x(p + flow(p)), flow [B,2,H,W] in pixels of x, bilinear."""
+    B, C, H, W = x.shape
+    gx, gy = base_grid(H, W, flow)
+    px = (gx + flow[:, 0]) * (2.0 / W) - 1.0  # align_corners=False: pixel centres at (i + 0.5)
+    py = (gy + flow[:, 1]) * (2.0 / H) - 1.0
+    grid = torch.stack([px, py], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def upsample_motion(m: torch.Tensor, s: int) -> torch.Tensor:
+    """Low-res motion [B,2,h,w] (low-res px) -> high-res motion [B,2,sh,sw] (high-res px)."""
+    return F.interpolate(m, scale_factor=s, mode="bilinear", align_corners=False) * s
+
+
+def accumulate_flows(motions: list[torch.Tensor]) -> list[torch.Tensor]:
+    """motions[k] = high-res motion of frame t-k (to t-k-1). Returns flow(t -> t-k-1) for k = 0..N-1:
+    flow(t->t-k) = flow(t->t-k+1) + warp(motion(t-k+1 -> t-k), flow(t->t-k+1))."""
+    flows = [motions[0]]
+    for k in range(1, len(motions)):
+        flows.append(flows[-1] + warp(motions[k], flows[-1], padding="border"))
+    return flows
+
+
+# --- networks ---------------------------------------------------------------------------
+
+def conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class FeatureExtractor(nn.Module):
+    """RGB-D (4 ch) -> convs with ReLU -> concat(RGB-D, features)."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        super().__init__()
+        chans = (4,) + tuple(widths)
+        self.convs = nn.ModuleList(conv(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.out_channels = 4 + chans[-1]
+
+    def forward(self, rgbd: torch.Tensor) -> torch.Tensor:
+        x = rgbd
+        for c in self.convs:
+            x = F.relu(c(x))
+        return torch.cat([rgbd, x], 1)
+
+
+class Reweighting(nn.Module):
+    """Per-pixel weight for each previous frame from the current + warped previous RGB-D; tanh -> [0, max]."""
+
+    def __init__(self, cin: int, hidden: tuple[int, ...], n_prev: int, wmax: float, first_1x1: bool):
+        super().__init__()
+        chans = (cin,) + tuple(hidden) + (n_prev,)
+        ks = [1 if (first_1x1 and i == 0) else 3 for i in range(len(chans) - 1)]
+        self.convs = nn.ModuleList(conv(a, b, k) for a, b, k in zip(chans[:-1], chans[1:], ks))
+        self.wmax = wmax
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c in self.convs[:-1]:
+            x = F.relu(c(x))
+        return (torch.tanh(self.convs[-1](x)) + 1.0) * (0.5 * self.wmax)
+
+
+class UNet(nn.Module):
+    """enc levels (convs, 2x2 max-pool between), dec levels (bilinear 2x up, concat skip, convs), final conv.
+
+    With first_1x1 the very first conv is a 1x1 squeeze (the fast preset's wide folded input); with fuse_1x1
+    the first conv after each skip concat is a 1x1."""
+
+    def __init__(self, cin: int, cout: int, enc, dec, first_1x1: bool = False, fuse_1x1: bool = False):
+        super().__init__()
+        assert len(dec) == len(enc) - 1, "one decoder level per pooling"
+        self.enc = nn.ModuleList()
+        c = cin
+        first = True
+        skips = []
+        for lvl in enc:
+            layers = nn.ModuleList()
+            for w in lvl:
+                layers.append(conv(c, w, 1 if (first and first_1x1) else 3))
+                c, first = w, False
+            self.enc.append(layers)
+            skips.append(c)
+        self.dec = nn.ModuleList()
+        for lvl, sc in zip(dec, reversed(skips[:-1])):
+            layers = nn.ModuleList()
+            c = c + sc
+            for i, w in enumerate(lvl):
+                layers.append(conv(c, w, 1 if (fuse_1x1 and i == 0) else 3))
+                c = w
+            self.dec.append(layers)
+        self.out = conv(c, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, layers in enumerate(self.enc):
+            if i > 0:
+                x = F.max_pool2d(x, 2)
+            for c in layers:
+                x = F.relu(c(x))
+            skips.append(x)
+        for layers, skip in zip(self.dec, reversed(skips[:-1])):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = torch.cat([x, skip], 1)
+            for c in layers:
+                x = F.relu(c(x))
+        return self.out(x)
+
+
+class NSRR(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        s, N = cfg.scale, cfg.n_prev
+        self.feat_prev = FeatureExtractor(cfg.feat_channels)
+        self.feat_cur = FeatureExtractor(cfg.feat_channels) if cfg.separate_current_extractor else self.feat_prev
+        C = self.feat_prev.out_channels
+        self.prev_channels = C if cfg.warp_features else 4  # channels each previous frame contributes
+        self.hist_channels = C if (cfg.warp_features and cfg.cache_features) else 4
+        if cfg.lowres_recon:
+            self.reweight = Reweighting(4 * s * s * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, True)
+            cin = C + 4 * s * s + self.prev_channels * s * s * N
+            self.recon = UNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec, first_1x1=True, fuse_1x1=cfg.unet_fuse_1x1)
+        else:
+            self.reweight = Reweighting(4 * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, False)
+            self.recon = UNet(C + self.prev_channels * N, 3, cfg.unet_enc, cfg.unet_dec, fuse_1x1=cfg.unet_fuse_1x1)
+
+    # ---- shared core ----
+    def _rgbd(self, colour: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        return torch.cat([colour_forward(colour), depth_normalise(depth, self.cfg.depth_ref)], 1)
+
+    def _core(self, cur_rgbd, cur_jitter, prev_x, motions, prev_jitter) -> torch.Tensor:
+        """Reconstruct the current frame in the mapped (Reinhard) space.
+
+        cur_rgbd [B,4,h,w]; prev_x [B,N,Cp,h,w] previous frames t-1..t-N (features, or RGB-D when
+        features are not cached / not warped); motions [B,N,2,h,w]: motion of frames t..t-N+1;
+        prev_jitter [B,N,2]. Returns y [B,3,sh,sw] (not clamped, for the loss)."""
+        cfg = self.cfg
+        s, N = cfg.scale, cfg.n_prev
+        B, _, h, w = cur_rgbd.shape
+        cur = self.feat_cur(cur_rgbd)
+        Cx = prev_x.shape[2]
+        if cfg.warp_features and Cx == 4:  # history holds RGB-D: recompute the previous frames' features
+            prev_x = self.feat_prev(prev_x.reshape(B * N, 4, h, w)).reshape(B, N, -1, h, w)
+        elif not cfg.warp_features:
+            prev_x = prev_x[:, :, :4]
+        Cp = prev_x.shape[2]
+        ups = upsample_motion(motions.reshape(B * N, 2, h, w), s).reshape(B, N, 2, h * s, w * s)
+        flows = torch.stack(accumulate_flows([ups[:, k] for k in range(N)]), 1)  # [B,N,2,H,W]
+        pz = zero_upsample(prev_x.reshape(B * N, Cp, h, w), prev_jitter.reshape(B * N, 2), s, cfg.jitter_aware)
+        pw = warp(pz, flows.reshape(B * N, 2, h * s, w * s)).reshape(B, N, Cp, h * s, w * s)
+        cz_rgbd = zero_upsample(cur_rgbd, cur_jitter, s, cfg.jitter_aware)
+        if cfg.lowres_recon:
+            fold = lambda t: F.pixel_unshuffle(t, s)  # noqa: E731
+            pw_f = fold(pw.reshape(B * N, Cp, h * s, w * s)).reshape(B, N, Cp * s * s, h, w)
+            rgbd_f = pw_f.reshape(B, N, Cp, s * s, h, w)[:, :, :4].reshape(B, N * 4 * s * s, h, w)
+            cz_f = fold(cz_rgbd)
+            wts = self.reweight(torch.cat([cz_f, rgbd_f], 1))  # [B,N,h,w]
+            weighted = (pw_f * wts[:, :, None]).reshape(B, N * Cp * s * s, h, w)
+            y = F.pixel_shuffle(self.recon(torch.cat([cur, cz_f, weighted], 1)), s)
+        else:
+            wts = self.reweight(torch.cat([cz_rgbd, pw[:, :, :4].reshape(B, N * 4, h * s, w * s)], 1))
+            weighted = (pw * wts[:, :, None]).reshape(B, N * Cp, h * s, w * s)
+            cz = zero_upsample(cur, cur_jitter, s, cfg.jitter_aware)
+            y = self.recon(torch.cat([cz, weighted], 1))
+        if cfg.residual:
+            y = y + F.interpolate(cur_rgbd[:, :3], scale_factor=s, mode="bilinear", align_corners=False)
+        return y
+
+    def check_size(self, h: int, w: int) -> None:
+        m = self.cfg.multiple
+        if h % m or w % m or h < m or w < m:
+            raise ValueError(f"low-res size {w}x{h}: width and height must be positive multiples of {m} "
+                             f"for preset {self.cfg.name!r} at scale {self.cfg.scale}")
+
+    # ---- training: a window ----
+    def forward_mapped(self, colour, depth, motion, jitter) -> torch.Tensor:
+        """Window -> current frame in the mapped space (unclamped). colour [B,T,3,h,w], depth [B,T,1,h,w],
+        motion [B,T,2,h,w], jitter [B,T,2], T = n_prev + 1, index -1 = current."""
+        B, T, _, h, w = colour.shape
+        N = self.cfg.n_prev
+        if T != N + 1:
+            raise ValueError(f"window has {T} frames; this model needs n_prev + 1 = {N + 1}")
+        if not _exporting():
+            self.check_size(h, w)
+        rgbd = self._rgbd(colour.reshape(B * T, 3, h, w), depth.reshape(B * T, 1, h, w)).reshape(B, T, 4, h, w)
+        prev_rgbd = rgbd[:, :-1].flip(1)  # t-1 .. t-N
+        prev_x = prev_rgbd
+        if self.cfg.warp_features:
+            prev_x = self.feat_prev(prev_rgbd.reshape(B * N, 4, h, w)).reshape(B, N, -1, h, w)
+        motions = motion[:, 1:].flip(1)  # motion of frames t .. t-N+1
+        return self._core(rgbd[:, -1], jitter[:, -1], prev_x, motions, jitter[:, :-1].flip(1))
+
+    def forward(self, colour, depth, motion, jitter) -> torch.Tensor:
+        return colour_inverse(self.forward_mapped(colour, depth, motion, jitter))
+
+    # ---- streaming: one frame ----
+    def history_spec(self, h: int, w: int) -> list[tuple[str, tuple[int, ...]]]:
+        """Recurrent state for batch 1: previous frames t-1..t-N (features or RGB-D), their motions, jitters."""
+        N = self.cfg.n_prev
+        return [("hist_x", (1, N, self.hist_channels, h, w)), ("hist_motion", (1, N, 2, h, w)),
+                ("hist_jitter", (1, N, 2))]
+
+    def init_history(self, batch: int, h: int, w: int, device=None) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.zeros((batch,) + shape[1:], device=device) for _, shape in self.history_spec(h, w))
+
+    def step_mapped(self, colour, depth, motion, jitter, reset, hist_x, hist_motion, hist_jitter):
+        B, _, h, w = colour.shape
+        if not _exporting():
+            self.check_size(h, w)
+        cut = reset.reshape(B, 1, 1, 1) > 0.5
+        rgbd = self._rgbd(colour, depth)
+        motion = torch.where(cut, torch.zeros_like(motion), motion)  # a reset frame's predecessors are itself
+        cur_x = rgbd
+        if self.cfg.warp_features and self.cfg.cache_features:
+            cur_x = self.feat_prev(rgbd)  # what this frame will be as a previous frame
+        cut5 = cut[:, :, :, :, None]
+        hist_x = torch.where(cut5, cur_x[:, None].expand_as(hist_x), hist_x)
+        hist_motion = torch.where(cut5, torch.zeros_like(hist_motion), hist_motion)
+        hist_jitter = torch.where(cut.reshape(B, 1, 1), jitter[:, None].expand_as(hist_jitter), hist_jitter)
+        N = self.cfg.n_prev
+        motions = torch.cat([motion[:, None], hist_motion[:, : N - 1]], 1)
+        y = self._core(rgbd, jitter, hist_x, motions, hist_jitter)
+        new_x = torch.cat([cur_x[:, None], hist_x[:, : N - 1]], 1)
+        new_m = torch.cat([motion[:, None], hist_motion[:, : N - 1]], 1)
+        new_j = torch.cat([jitter[:, None], hist_jitter[:, : N - 1]], 1)
+        return y, new_x, new_m, new_j
+
+    def step(self, colour, depth, motion, jitter, reset, hist_x, hist_motion, hist_jitter):
+        """One streaming frame: [B,3,h,w], [B,1,h,w], [B,2,h,w], [B,2], reset [B] (1 = cut / first frame),
+        history -> (linear rgb [B,3,sh,sw], *new history)."""
+        y, *hist = self.step_mapped(colour, depth, motion, jitter, reset, hist_x, hist_motion, hist_jitter)
+        return (colour_inverse(y), *hist)
+
+    # ---- cost ----
+    def count_macs(self, h: int, w: int) -> dict[str, int]:
+        """Multiply-accumulates of the convolutions in one streaming step at low-res h x w, per module."""
+        macs: dict[str, int] = {}
+        hooks = []
+        for name, mod in self.named_modules():
+            if isinstance(mod, nn.Conv2d):
+                def hook(m, inp, out, name=name):
+                    k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+                    macs[name.split(".")[0]] = macs.get(name.split(".")[0], 0) + out.numel() * k
+                hooks.append(mod.register_forward_hook(hook))
+        try:
+            with torch.no_grad():
+                z = lambda *s: torch.zeros(1, *s)  # noqa: E731
+                self.step(z(3, h, w), z(1, h, w), z(2, h, w), z(2), torch.ones(1), *self.init_history(1, h, w))
+        finally:
+            for hk in hooks:
+                hk.remove()
+        return macs
+
+    def flops_per_output_pixel(self, h: int = 180, w: int = 320) -> float:
+        """Convolution FLOPs (2 x MACs) of one streaming step per output pixel (grid_sample etc. not counted)."""
+        s = self.cfg.scale
+        return 2.0 * sum(self.count_macs(h, w).values()) / (h * s * w * s)
+
+
+def _exporting() -> bool:
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def build_model(cfg: ModelConfig) -> NSRR:
+    return NSRR(cfg)
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- checkpoints --------------------------------------------------------------------
+
+def save_checkpoint(path, model: NSRR, optimizer=None, step: int = 0, rng=None, data=None, metrics=None,
+                    extra=None) -> None:
+    """Write {"format", "version", "config", "model", ...} atomically (temp file + rename)."""
+    from nss_train.frames import atomic_write_bytes
+
+    ckpt = {"format": CKPT_FORMAT, "version": CKPT_VERSION, "config": asdict(model.cfg),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "step": int(step), "rng": rng, "data": data or {}, "metrics": metrics or {}}
+    if extra:
+        ckpt.update(extra)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_checkpoint(path) -> dict:
+    """Load and validate the checkpoint dict (weights_only); raises CheckpointError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle of foreign objects, not a torch file at all
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({type(e).__name__}: {msg[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path}: not an nss_train checkpoint (expected format {CKPT_FORMAT!r})")
+    if ckpt.get("version") != CKPT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r}; this nss_train reads "
+                              f"version {CKPT_VERSION}")
+    for k in ("config", "model"):
+        if not isinstance(ckpt.get(k), dict):
+            raise CheckpointError(f"{path}: field {k!r} missing or not a dict")
+    return ckpt
+
+
+def load_checkpoint(path, expect: ModelConfig | None = None) -> tuple[NSRR, ModelConfig, dict]:
+    """-> (model in eval mode, cfg, ckpt dict). With `expect`, a different config raises CheckpointError."""
+    ckpt = read_checkpoint(path)
+    cfg = ModelConfig.from_dict(ckpt["config"], where=f"{path}: config")
+    if expect is not None and asdict(expect) != asdict(cfg):
+        diff = {k: (v, asdict(expect)[k]) for k, v in asdict(cfg).items() if asdict(expect)[k] != v}
+        raise CheckpointError(f"{path}: checkpoint config differs from the requested one "
+                              f"(field: (checkpoint, requested)) {diff}")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"{path}: weights do not match its config ({' '.join(first[:2])[:300]})") from None
+    model.eval()
+    return model, cfg, ckpt
+
+
+if __name__ == "__main__":  # python -m nss_train.model: cost of both presets
+    for name in PRESETS:
+        for s in SCALES:
+            m = build_model(ModelConfig.preset(name, scale=s))
+            h, w = (360 // s, 640 // s)
+            h -= h % m.cfg.multiple
+            w -= w % m.cfg.multiple
+            f = m.flops_per_output_pixel(h, w)
+            print(f"{name:5s} x{s}: {param_count(m):9,d} params  {f:9,.0f} FLOPs/output px  "
+                  f"{f * 640 * 360 / 1e9:6.2f} GFLOP per 640x360 frame")

@@ -1,0 +1,54 @@
+"""Shared pytest fixtures. Renders are real Cycles renders, kept tiny and made once per session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY = dict(sequences=2, frames=6, size=(64, 36), scale=2, spp_low=1, spp_high=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A rendered dataset: 2 built-in sequences x 6 frames, 64x36 low-res, scale 2 (about 15 s on 2 cores).
+
+    Shared by the whole session: treat it as read-only (copy it with shutil.copytree before corrupting it).
+    """
+    pytest.importorskip("bpy", reason="needs Blender's bpy module (pip install bpy==5.0.1)")
+    from nss_train.render import render_dataset
+
+    out = tmp_path_factory.mktemp("tiny_dataset")
+    render_dataset(out, threads=2, progress=False, **TINY)
+    return out
+
+
+# --- exported ONNX models (inference engineer) ------------------------------------------------
+
+def _export_onnx_module():
+    """tools/export_onnx.py as a module (tools/ is not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "export_onnx.py"
+    if "export_onnx" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("export_onnx", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["export_onnx"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["export_onnx"]
+
+
+@pytest.fixture(scope="session")
+def export_onnx():
+    return _export_onnx_module()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model(tmp_path_factory, export_onnx):
+    """A tiny, freshly initialised `fast` x2 model (2 previous frames) exported with tools/export_onnx.py.
+
+    Returns (path to the .onnx, the PyTorch model it came from). About 15 s, once per session; read-only.
+    """
+    path = tmp_path_factory.mktemp("onnx") / "tiny_fast_x2.onnx"
+    model, _ = export_onnx.export_tiny(path, preset="fast", scale=2, n_prev=2)
+    return path, model

@@ -1,0 +1,184 @@
+"""The network: geometry building blocks, shapes, forward/step equivalence, cost, checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from nss_runtime import contract
+from nss_train.model import (CheckpointError, ModelConfig, PRESETS, accumulate_flows, build_model, colour_forward,
+                             colour_inverse, depth_normalise, load_checkpoint, save_checkpoint, upsample_motion,
+                             warp, zero_upsample)
+
+
+def test_zero_upsample_places_values_in_block():
+    x = torch.arange(1, 7, dtype=torch.float32).reshape(1, 1, 2, 3)
+    for s, jit, (ox, oy) in [(2, (0.0, 0.0), (1, 1)), (4, (0.0, 0.0), (2, 2)), (2, (-0.5, -0.5), (0, 0)),
+                             (4, (0.3, -0.3), (3, 0)), (4, (-0.2, 0.1), (1, 2))]:
+        up = zero_upsample(x, torch.tensor([jit]), s)
+        assert up.shape == (1, 1, 2 * s, 3 * s)
+        expect = torch.zeros_like(up)
+        expect[0, 0, oy::s, ox::s] = x[0, 0]
+        assert torch.equal(up, expect), (s, jit)
+    # jitter_aware=False ignores the jitter
+    up = zero_upsample(x, torch.tensor([[0.4, 0.4]]), 2, jitter_aware=False)
+    assert torch.equal(up[0, 0, 1::2, 1::2], x[0, 0]) and up.sum() == x.sum()
+
+
+def test_warp_zero_motion_is_identity_and_shift_moves_content():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 20, generator=g)
+    assert torch.allclose(warp(x, torch.zeros(2, 2, 16, 20)), x, atol=1e-6)
+    # prev = p + motion: out(p) = x(p + (3, -2)), i.e. content moves by (-3, +2)
+    flow = torch.zeros(2, 2, 16, 20)
+    flow[:, 0], flow[:, 1] = 3.0, -2.0
+    out = warp(x, flow)
+    assert torch.allclose(out[:, :, 2:, :17], x[:, :, :14, 3:], atol=1e-6)
+    assert out[:, :, :2].abs().max() == 0 and out[:, :, :, 17:].abs().max() == 0  # outside: zeros
+    # a half-pixel shift interpolates linearly
+    flow[:, 0], flow[:, 1] = 0.5, 0.0
+    assert torch.allclose(warp(x, flow)[..., :-1], 0.5 * (x[..., :-1] + x[..., 1:]), atol=1e-6)
+
+
+def test_accumulated_motion_over_4_frames_is_composed_shift():
+    H, W = 24, 32
+    shifts = [(1.0, 0.0), (0.0, 2.0), (-1.5, 1.0), (2.0, 0.5)]
+    motions = [torch.tensor(s).view(1, 2, 1, 1).expand(1, 2, H, W).contiguous() for s in shifts]
+    flows = accumulate_flows(motions)
+    for k in range(4):
+        expect = torch.tensor([sum(s[0] for s in shifts[:k + 1]), sum(s[1] for s in shifts[:k + 1])])
+        assert torch.allclose(flows[k].mean((0, 2, 3)), expect, atol=1e-5), k
+        assert (flows[k] - expect.view(1, 2, 1, 1)).abs().max() < 1e-5
+    # spatially varying: frame t-k moves a point q to q + a_k (q - c); composition is a product of scalings
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    c = torch.tensor([W / 2, H / 2]).view(2, 1, 1)
+    q = torch.stack([xs, ys]) - c
+    a = [0.05, -0.03, 0.04, 0.02]
+    flows = accumulate_flows([(ak * q)[None] for ak in a])
+    prod = 1.0
+    for k in range(4):
+        prod *= 1 + a[k]
+        inner = (slice(None), slice(None), slice(4, H - 4), slice(4, W - 4))
+        assert torch.allclose(flows[k][inner], ((prod - 1) * q)[None][inner], atol=1e-4), k
+
+
+def test_upsample_motion_scales_values():
+    m = torch.ones(1, 2, 4, 5) * torch.tensor([1.5, -0.5]).view(1, 2, 1, 1)
+    up = upsample_motion(m, 4)
+    assert up.shape == (1, 2, 16, 20)
+    assert torch.allclose(up, torch.tensor([6.0, -2.0]).view(1, 2, 1, 1).expand_as(up))
+
+
+def test_colour_and_depth_transforms_match_contract():
+    x = np.array([0.0, 0.3, 1.0, 7.0, 5000.0, -1.0], np.float32)
+    assert np.allclose(colour_forward(torch.from_numpy(x)).numpy(), contract.colour_forward(x), atol=1e-7)
+    y = np.array([0.0, 0.2, 0.5, 0.99, 0.9999], np.float32)
+    assert np.allclose(colour_inverse(torch.from_numpy(y)).numpy(), contract.colour_inverse(y), rtol=1e-5)
+    d = np.array([0.0, 1.0, 10.0, 1e10, np.inf, np.nan], np.float32)
+    assert np.allclose(depth_normalise(torch.from_numpy(d)).numpy(), contract.depth_normalise(d), atol=1e-7)
+
+
+def _inputs(B, T, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    colour = torch.rand(B, T, 3, h, w, generator=g) * 4
+    depth = torch.rand(B, T, 1, h, w, generator=g) * 30
+    depth[..., :2, :] = 1e10  # background rows
+    motion = torch.randn(B, T, 2, h, w, generator=g) * 1.5
+    jitter = torch.rand(B, T, 2, generator=g) - 0.5
+    return colour, depth, motion, jitter
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("scale", [2, 4])
+def test_output_shape(name, scale):
+    m = build_model(ModelConfig.preset(name, scale=scale, n_prev=2)).eval()
+    h, w = 8, 12
+    with torch.no_grad():
+        out = m(*_inputs(2, 3, h, w))
+    assert out.shape == (2, 3, h * scale, w * scale)
+    assert torch.isfinite(out).all() and (out >= 0).all()
+
+
+def test_bad_size_and_window_length_raise_clear_errors():
+    m = build_model(ModelConfig.preset("fast", scale=2, n_prev=2))
+    with pytest.raises(ValueError, match=r"low-res size 13x8: .*multiples of 2"):
+        m(*_inputs(1, 3, 8, 13))
+    with pytest.raises(ValueError, match="window has 4 frames; .* 3"):
+        m(*_inputs(1, 4, 8, 12))
+    with pytest.raises(ValueError, match="unknown preset"):
+        ModelConfig.preset("huge")
+    with pytest.raises(ValueError, match="scale 3 unsupported"):
+        ModelConfig.preset("fast", scale=3)
+
+
+def _window(seq, t, start, N):
+    """The window for frame t of a shot starting at `start`: frames before it are copies of `start` with zero
+    motion, and the shot's first frame has zero motion (contract reset semantics)."""
+    colour, depth, motion, jitter = seq
+    idx = [max(t - k, start) for k in range(N, -1, -1)]
+    c, d, m, j = colour[:, idx], depth[:, idx], motion[:, idx].clone(), jitter[:, idx]
+    for i, f in enumerate(idx):
+        if f == start:
+            m[:, i] = 0
+    return c, d, m, j
+
+
+@pytest.mark.parametrize("name,cache", [("nsrr", True), ("nsrr", False), ("fast", True)])
+def test_step_equals_forward_over_sequence_with_reset(name, cache):
+    N, h, w, n = 3, 8, 12, 9
+    cfg = ModelConfig.preset(name, scale=2, n_prev=N)
+    cfg.cache_features = cache
+    torch.manual_seed(0)
+    m = build_model(cfg).eval()
+    seq = _inputs(2, n, h, w, seed=1)
+    cuts = [0, 5]
+    hist = m.init_history(2, h, w)
+    with torch.no_grad():
+        for t in range(n):
+            start = max(c for c in cuts if c <= t)
+            reset = torch.full((2,), float(t in cuts))
+            out, *hist = m.step(*(x[:, t] for x in seq), reset, *hist)
+            ref = m(*_window(seq, t, start, N))
+            assert torch.allclose(colour_forward(out), colour_forward(ref), atol=1e-5), (t, name)
+            assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4), (t, name)
+
+
+def test_history_spec_matches_init_history():
+    for name in PRESETS:
+        m = build_model(ModelConfig.preset(name, scale=2, n_prev=4))
+        spec = m.history_spec(6, 10)
+        hist = m.init_history(1, 6, 10)
+        assert [tuple(x.shape) for x in hist] == [s for _, s in spec]
+        assert [n for n, _ in spec] == ["hist_x", "hist_motion", "hist_jitter"]
+
+
+def test_flops_fast_is_8x_cheaper_and_real_time_budget():
+    nsrr = build_model(ModelConfig.preset("nsrr", scale=2)).flops_per_output_pixel(180, 320)
+    fast = build_model(ModelConfig.preset("fast", scale=2)).flops_per_output_pixel(180, 320)
+    assert nsrr / fast >= 8
+    assert fast * 640 * 360 <= 1.5e9  # 2x to 640x360 within the real-time budget
+    assert 250_000 < nsrr < 400_000  # the paper's network is ~0.3 MFLOP per output pixel
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    cfg = ModelConfig.preset("fast", scale=2, n_prev=2)
+    m = build_model(cfg)
+    opt = torch.optim.Adam(m.parameters(), 1e-4)
+    p = tmp_path / "a.pt"
+    save_checkpoint(p, m, opt, step=7, rng={"torch": torch.get_rng_state()}, metrics={"psnr": 30.0})
+    m2, cfg2, ck = load_checkpoint(p)
+    assert cfg2 == cfg and ck["step"] == 7 and ck["metrics"]["psnr"] == 30.0
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    raw = p.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt: unreadable or truncated"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an nss_train checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="text.pt: unreadable"):
+        load_checkpoint(tmp_path / "text.pt")
+    with pytest.raises(CheckpointError, match="differs from the requested"):
+        load_checkpoint(p, expect=ModelConfig.preset("fast", scale=4, n_prev=2))
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
