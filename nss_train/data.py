@@ -310,7 +310,8 @@ class WindowDataset(torch.utils.data.Dataset):
         first = max(lo, t - self.n_prev)
         n_pad = max(0, lo - (t - self.n_prev)) if self.pad_start else 0
         idxs = [lo] * n_pad + list(range(first, t + 1))
-        frs = [self._frame(si, i) for i in idxs]
+        uniq = {i: self._frame(si, i) for i in sorted(set(idxs))}  # padded copies decoded once
+        frs = [uniq[i] for i in idxs]
         colour = np.stack([f.colour for f in frs])
         depth = np.stack([f.depth for f in frs])
         motion = np.stack([f.motion for f in frs])

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nss_train.frames import (FRAME_PATTERN, Frame, FrameError, SequenceMeta, frame_path, write_frame,
-                              write_meta)
+from nss_train.frames import (FRAME_PATTERN, ContractError, Frame, FrameError, SequenceMeta, frame_path,
+                              write_frame, write_meta)
 
 RAW_FORMAT = "nss_godot_raw/1"
 
@@ -101,7 +101,10 @@ def convert(capture_dir: str | Path, scale: int | None = None, keep_raw: bool = 
                              f"{size0[0]}x{size0[1]}; one sequence has one resolution (split the capture)")
         if not (dst.exists() and dst.stat().st_mtime >= src_json.stat().st_mtime):
             frame, info = read_raw_frame(raw, seq)
-            write_frame(dst, frame)
+            try:
+                write_frame(dst, frame)
+            except ContractError as e:  # NaN/negative values etc.: name the raw frame
+                raise FrameError(f"{raw / f'frame_{seq:05d}'}: {e}") from None
         records.append(info)
     assert size0 is not None
     intr = []

@@ -195,6 +195,7 @@ def _configure(bpy, cfg: RenderConfig) -> None:
     sc.render.resolution_percentage = 100
     sc.render.pixel_aspect_x = sc.render.pixel_aspect_y = 1.0
     sc.render.use_motion_blur = False  # the Vector pass needs it off
+    sc.render.use_persistent_data = True  # keep the synced scene between renders: ~2x faster small frames
     sc.render.use_border = False
     sc.render.film_transparent = False
     sc.view_settings.view_transform = "Standard"

@@ -44,7 +44,7 @@ def test_tiny_model_overfits_one_window(tiny_dataset, name):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     first, last = losses[0], min(losses[-10:])
     assert last < first / 5, (first, last)
 

@@ -159,6 +159,9 @@ def test_provider_fallback(tiny_onnx_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Session(tiny_onnx_model[0]).info.provider == "CPUExecutionProvider"  # auto: no warning
+    assert Session(tiny_onnx_model[0], providers="cpu").info.provider == "CPUExecutionProvider"
+    with pytest.warns(RuntimeWarning, match=r"TensorrtExecutionProvider"):
+        Session(tiny_onnx_model[0], providers="tensorrt, cpu")
     with pytest.raises(SessionError, match="empty list"):
         Session(tiny_onnx_model[0], providers=[])
 

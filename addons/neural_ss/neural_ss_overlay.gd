@@ -25,7 +25,8 @@ func show_stats(fps: float, mode_label: String, low_res: Vector2i, stages: Dicti
 	var names: Array = stages.keys()
 	names.sort()
 	for n: String in names:
-		lines.append("%s: %.2f ms" % [n, float(stages[n])])
+		var v: Variant = stages[n]
+		lines.append("%s: %s" % [n, v] if v is String else "%s: %.2f ms" % [n, float(v)])
 	_label.text = "\n".join(lines)
 
 

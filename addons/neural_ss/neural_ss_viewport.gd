@@ -82,6 +82,7 @@ func _ready() -> void:
 	_overlay = NeuralSSOverlay.new()
 	_overlay.visible = _stats_wanted()
 	add_child(_overlay)
+	add_child(NeuralSSBridge.new())  # runtime bridge (addons/neural_ss/bridge/): feeds NEURAL mode
 
 
 func _exit_tree() -> void:
@@ -152,7 +153,6 @@ func _warn(key: String, msg: String) -> void:
 		return
 	_warned[key] = true
 	push_warning(msg)
-	print("WARNING: " + msg)
 
 
 func _on_size_changed() -> void:

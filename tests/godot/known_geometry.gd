@@ -4,7 +4,7 @@ extends SceneTree
 ## a wall at depth 11 (right half), sky above; a box at depth 4 moving right and up.
 ##
 ## User args: --out DIR --frames N --scenario translate|rotate|resize|nocamera
-##            --low WxH --scale S --warmup K --taa 0|1
+##            --low WxH --scale S --warmup K --taa 0|1 --speed X (multiplies the per-frame steps)
 ##   translate: camera moves +x by CAM_STEP per frame; rotate: camera yaws by YAW_DEG per frame;
 ##   resize: like translate, the window doubles in width at frame RESIZE_AT (resolution change);
 ##   nocamera: no Camera3D at all (2D-only scene): must warn and keep running.
@@ -28,6 +28,7 @@ var seq: int = 0
 var ticks: int = 0
 var low := Vector2i(160, 90)
 var scale: int = 2
+var speed: float = 1.0
 
 
 class Driver:
@@ -44,6 +45,7 @@ func _initialize() -> void:
 	warmup = int(args.get("warmup", "2"))
 	scenario = args.get("scenario", "translate")
 	scale = int(args.get("scale", "2"))
+	speed = float(args.get("speed", "1"))
 	if args.has("low"):
 		var p: PackedStringArray = String(args["low"]).split("x")
 		low = Vector2i(int(p[0]), int(p[1]))
@@ -113,11 +115,11 @@ func _drive() -> void:
 		return
 	var k := ns.frame_index  # the index the frame rendered now will carry
 	ns.scene_time = k / 30.0
-	box.position = BOX_START + BOX_STEP * k
+	box.position = BOX_START + BOX_STEP * k * speed
 	if scenario == "rotate":
-		camera.transform = Transform3D(Basis(Vector3.UP, deg_to_rad(YAW_DEG * k)), Vector3.ZERO)
+		camera.transform = Transform3D(Basis(Vector3.UP, deg_to_rad(YAW_DEG * k * speed)), Vector3.ZERO)
 	else:
-		camera.position = Vector3(CAM_STEP * k, 0.0, 0.0)
+		camera.position = Vector3(CAM_STEP * k * speed, 0.0, 0.0)
 	if scenario == "resize" and k == warmup + RESIZE_AT:
 		root.size = Vector2i(low.x * 2, low.y) * scale
 

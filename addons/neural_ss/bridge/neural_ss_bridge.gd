@@ -14,6 +14,7 @@ extends Node
 ##   neural_ss/runtime_budget_ms   --nss-budget-ms=        older results are not shown (bilinear is)
 ##                                 --nss-lockstep          wait for every result (recording/tests only)
 ##                                 --nss-record=DIR        write every upscaled frame + per-frame timings
+##                                 --nss-stop-file=PATH    quit the game when PATH appears (tests, tools)
 ## (both --key=value and --key value are accepted)
 
 const DEFAULTS := {
@@ -37,6 +38,8 @@ var _present_ms: float = 0.0
 var _capture_ms: float = 0.0
 var _record_dir: String = ""
 var _record_log: FileAccess
+var _record_frames: FileAccess
+var _stop_file: String = ""
 
 
 func _ready() -> void:
@@ -56,15 +59,19 @@ func _ready() -> void:
 	client.providers = PROVIDERS.get(prov, prov)
 	client.budget_ms = float(opts.get("nss-budget-ms", setting("runtime_budget_ms")))
 	client.lockstep = opts.has("nss-lockstep")
+	_stop_file = str(opts.get("nss-stop-file", ""))
 	if opts.has("nss-record"):
 		_record_dir = str(opts["nss-record"])
 		client.f32_output = opts.has("nss-record-f32")
 		DirAccess.make_dir_recursive_absolute(_record_dir)
 		_record_log = FileAccess.open(_record_dir.path_join("timings.jsonl"), FileAccess.WRITE)
-		if _record_log == null:
+		_record_frames = FileAccess.open(_record_dir.path_join("presented.log"), FileAccess.WRITE)
+		if _record_log == null or _record_frames == null:
 			push_error("neural_ss: --nss-record %s: cannot write there (%s)" % [_record_dir,
 					error_string(FileAccess.get_open_error())])
 			_record_dir = ""
+			_record_log = null
+			_record_frames = null
 	add_child(client)
 	client.upscaled.connect(_on_upscaled)
 	viewport.frame_captured.connect(_on_frame)
@@ -97,11 +104,20 @@ static func user_options() -> Dictionary:
 func _process(_delta: float) -> void:
 	if client == null:
 		return
+	if not _stop_file.is_empty() and FileAccess.file_exists(_stop_file):
+		print("neural_ss: stop file %s found; quitting" % _stop_file)
+		_stop_file = ""
+		get_tree().quit(0)
 	var neural := int(viewport.get("mode")) == 2  # NeuralSSViewport.Mode.NEURAL
 	if neural and client.state == NeuralSSRuntimeClient.State.OFF:
 		client.start()
 	if client.state == NeuralSSRuntimeClient.State.OFF:
 		return
+	if _record_frames != null:  # what this frame shows: the sequence a fault test checks for holes
+		_record_frames.store_line("%d %s %s" % [int(viewport.get("frame_index")),
+				"neural" if bool(viewport.call("neural_is_fresh")) else "bilinear",
+				NeuralSSRuntimeClient.State.keys()[client.state]])
+		_record_frames.flush()
 	var s: Dictionary = client.stats
 	viewport.call("set_stage_ms", "capture", _capture_ms)
 	for stage: String in ["transfer", "inference"]:

@@ -36,6 +36,8 @@ FRAME_INPUTS = ("colour", "depth", "motion", "jitter", "reset")  # then the hist
 RGB_OUTPUT = "rgb"  # then the updated history outputs, in metadata order
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "trt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1],
+                    "cpu": PROVIDER_ORDER[2]}
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
@@ -123,14 +125,14 @@ def read_metadata(custom: dict[str, str], where: str) -> dict[str, Any]:
 
 
 def resolve_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
-    """Providers to ask ONNX Runtime for, best first, always ending with CPU. Warns about what is missing."""
+    """Providers to ask ONNX Runtime for, best first, always ending with CPU. Warns about what is missing.
+
+    `providers`: "auto", a list of names, or a comma-separated string; "cpu", "cuda", "tensorrt" are accepted."""
     if isinstance(providers, str):
-        if providers != "auto":
-            wanted = [providers]
-        else:
+        if providers.strip().lower() == "auto":
             return [p for p in PROVIDER_ORDER if p in available] or ["CPUExecutionProvider"]
-    else:
-        wanted = list(providers)
+        providers = providers.split(",")
+    wanted = [PROVIDER_ALIASES.get(p.strip().lower(), p.strip()) for p in providers if p.strip()]
     if not wanted:
         raise SessionError("providers is an empty list; expected 'auto' or provider names such as "
                            "['CUDAExecutionProvider', 'CPUExecutionProvider']")
