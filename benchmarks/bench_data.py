@@ -1,6 +1,6 @@
 """Data pipeline throughput: Cycles renders (low-res + target) and the training-window loader.
 
-    python benchmarks/bench_data.py                 # 2 frames at 480x270 (1 spp) + 960x540 target
+    python benchmarks/bench_data.py                 # 2 frames at 480x270 (1 spp) + 960x540 target (16 spp)
     python benchmarks/bench_data.py --frames 1 --size 240x135 --spp-high 16   # quicker
 
 The machine is shared and noisy, so the figures that matter are the RATIOS measured
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, default=2, choices=F.SCALES)
     p.add_argument("--frames", type=int, default=2)
     p.add_argument("--spp-low", type=int, default=1)
-    p.add_argument("--spp-high", type=int, default=32)
+    p.add_argument("--spp-high", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="Cycles threads (0: all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crop", type=int, default=64, help="loader crop (low-res px, square); 0: full frame")

@@ -213,7 +213,17 @@ class WindowDataset(torch.utils.data.Dataset):
         self.skip_bad, self.cache = skip_bad, cache
         self.cache_bytes, self._cache, self._cached = cache_bytes, OrderedDict(), 0
         self.epoch = 0
-        self.metas = [F.read_meta(s) for s in self.seq_dirs]
+        self.metas = []
+        for s in list(self.seq_dirs):
+            try:
+                self.metas.append(F.read_meta(s))
+            except F.FrameError as e:
+                if not skip_bad:
+                    raise
+                log.warning("skipping sequence %s: %s", s, e)
+                self.seq_dirs.remove(s)
+        if not self.metas:
+            raise F.FrameError("no readable sequences (every meta.json is broken)")
         scales = {m.scale for m in self.metas}
         if len(scales) != 1:
             raise F.FrameError(f"sequences mix scales {sorted(scales)}; a WindowDataset needs one scale")

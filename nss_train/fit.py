@@ -40,7 +40,7 @@ log = logging.getLogger("nss_train.fit")
 
 @dataclass
 class TrainConfig:
-    data: str | None = None  # dataset root; None: the built-in default dataset (rendered if absent)
+    data: list[str] | None = None  # dataset roots/sequences; None: the built-in default dataset (rendered if absent)
     out: str = "runs/default"
     preset: str = "fast"
     n_prev: int = 4
@@ -61,6 +61,7 @@ class TrainConfig:
     vgg_weights: str | None = None
     amp: str = "auto"  # auto (bf16 autocast on CUDA) | on | off
     workers: int = 0
+    skip_bad: bool = False  # drop windows touching missing/corrupt frames (e.g. a render still running)
     max_minutes: float = 0.0  # >0: save and stop after this wall time (resume later)
     devices: int = 1
     num_nodes: int = 1
@@ -266,13 +267,16 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
             ensure_default_dataset()
         if d.world > 1:
             torch.distributed.barrier()
-        cfg.data = DEFAULT_DATA
+        cfg.data = [DEFAULT_DATA]
+    if isinstance(cfg.data, str):
+        cfg.data = [cfg.data]
     train_dirs, val_dirs = split_sequences(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not val_dirs:
-        raise FitError(f"{cfg.data}: needs at least 2 sequences (one held out for validation); found "
+        raise FitError(f"{', '.join(cfg.data)}: needs at least 2 sequences (one held out for validation); found "
                        f"{len(train_dirs)}")
-    train_ds = WindowDataset(train_dirs, n_prev=cfg.n_prev, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed)
-    val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False)
+    train_ds = WindowDataset(train_dirs, n_prev=cfg.n_prev, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
+                             skip_bad=cfg.skip_bad)
+    val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False, skip_bad=cfg.skip_bad)
     scale = train_ds.scale
     mcfg = ModelConfig.preset(cfg.preset, scale=scale, n_prev=cfg.n_prev)
     if cfg.crop % mcfg.multiple:
@@ -301,7 +305,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     def amp_ctx():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
 
-    data_summary = {"root": str(cfg.data), "scale": scale,
+    data_summary = {"root": ", ".join(cfg.data), "scale": scale,
                     "train_sequences": [str(p) for p in train_dirs], "val_sequences": [str(p) for p in val_dirs],
                     "train_windows": len(train_ds), "val_windows": len(val_ds)}
     writer = None
@@ -428,7 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         flag = "--" + f.name.replace("_", "-")
         val = getattr(defaults, f.name)
         typ = {"int": int, "float": float, "str": str}.get(type(val).__name__, str)
-        p.add_argument(flag, type=typ, default=val, help=" ")
+        if f.name == "data":
+            p.add_argument(flag, nargs="+", default=None, metavar="DIR",
+                           help="dataset root(s) or sequence directories (default: the built-in dataset)")
+        elif isinstance(val, bool):
+            p.add_argument(flag, action="store_true", help=" ")
+        else:
+            p.add_argument(flag, type=typ, default=val, help=" ")
     p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
                    help="continue from OUT/last.pt (or the given checkpoint)")
     p.add_argument("--overwrite", action="store_true", help="start over even if OUT/last.pt exists")

@@ -148,8 +148,8 @@ def zero_upsample(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: b
     ar = torch.arange(s, device=x.device, dtype=x.dtype)
     mx = (ar[None, :] == off[:, 0:1]).to(x.dtype)  # [B, s]
     my = (ar[None, :] == off[:, 1:2]).to(x.dtype)
-    up = x[:, :, :, None, :, None] * my[:, None, None, :, None, None] * mx[:, None, None, None, None, :]
-    return up.reshape(B, C, h * s, w * s)
+    mask = (my[:, :, None] * mx[:, None, :]).reshape(B, 1, 1, s, 1, s)  # one-hot position in the block
+    return (x[:, :, :, None, :, None] * mask).reshape(B, C, h * s, w * s)
 
 
 def base_grid(H: int, W: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ DEFAULT_OUT = "data/default"
 DEFAULT_SEQUENCES = 6
 DEFAULT_FRAMES = 12
 DEFAULT_SIZE = (128, 72)
-DEFAULT_SPP_HIGH = 64
+DEFAULT_SPP_HIGH = 32
 
 
 class RenderError(RuntimeError):
@@ -494,9 +494,10 @@ def render(cfg: RenderConfig) -> list[Path]:
     except OSError as e:
         raise RenderError(f"{out}: cannot create output directory ({e.strerror})") from None
     jobs = _jobs(cfg)
-    n_per = cfg.frames or DEFAULT_FRAMES
-    total = None if cfg.blend and not cfg.frames else len(jobs) * n_per
-    need = _estimate_bytes(cfg, total or 0)
+    # a .blend's length is known once it is open: its frames join the bar then
+    total = 0 if cfg.blend else len(jobs) * (cfg.frames or DEFAULT_FRAMES)
+    # frames already there (a resumed run) need no new space
+    need = _estimate_bytes(cfg, total) - sum(p.stat().st_size for p in out.glob("*/frame_*.exr"))
     free = shutil.disk_usage(out).free
     if need > free:
         raise RenderError(f"{out}: needs about {need / 1e6:.0f} MB but only {free / 1e6:.0f} MB are free; "
@@ -506,8 +507,8 @@ def render(cfg: RenderConfig) -> list[Path]:
     try:
         for job in jobs:
             numbers, desc = _setup_job(bpy, job, cfg)
-            if job.blend is not None and not cfg.frames:
-                bar.total = (bar.total or 0) + len(numbers)
+            if job.blend is not None:
+                bar.total += len(numbers)
                 bar.refresh()
             done_dirs.append(render_current_scene(out / job.name, cfg, numbers, desc, bar=bar, configure=False))
     finally:

@@ -285,3 +285,55 @@ def wait_for(cond, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def test_game_launches_relaunches_and_ends_its_runtime(godot, project, model, tmp_path):
+    """Default mode (no port): the game starts `<python> -m nss_runtime.server` itself with a fresh token,
+    finds its port, upscales; a crash of that runtime is followed by a relaunch; quitting the game ends it."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    base = sys.base_prefix
+    if godot.kind == "chroot" and base.startswith("/usr"):
+        pytest.skip("the chroot cannot run the host's system Python (only a Python outside /usr can be bound)")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["--headless", "--path", str(project), "-s", "res://game.gd", "--", f"--out={out}", "--frames=3000",
+            f"--command={sys.executable}", f"--model={model}"]
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=godot.run(args, timeout=240, paths=[base] if godot.kind == "chroot" else None)))
+    t.start()
+
+    def runtimes() -> list[psutil.Process]:
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = p.info["cmdline"] or []
+            if "nss_runtime.server" in cmd and str(model) in cmd:
+                found.append(p)
+        return found
+
+    try:
+        wait_for(lambda: count_neural(out) >= 10, 120, "results from the runtime the game started")
+        first = runtimes()
+        assert len(first) == 1
+        first[0].kill()
+        n_kill = len(log_lines(out))
+        wait_for(lambda: count_neural(out, after=n_kill) >= 10, 120, "results from the relaunched runtime")
+        second = runtimes()
+        assert len(second) == 1 and second[0].pid != first[0].pid
+    finally:
+        (out / "stop").touch()
+        t.join(240)
+    r = result["r"]
+    assert not r.timed_out and not r.errors(), r.output[-2000:]
+    assert r.output.count("neural_ss: started runtime") == 2
+    started = [ln for ln in r.output.splitlines() if "neural_ss: started runtime" in ln]
+    assert "--ready-file" in started[0] and "--token" not in started[0]  # the token is not on the command line
+    time.sleep(1.0)
+    assert not [p for p in runtimes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], \
+        "the runtime outlived the game"
+    counters = json.loads((out / "frames.log").read_text().splitlines()[-1][4:])
+    assert counters["connections"] == 2 and counters["outages"] == 1

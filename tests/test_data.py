@@ -351,3 +351,18 @@ def test_cache_is_bounded(tmp_path):
     nocache[3]
     assert len(nocache._cache) == 0
     assert torch.equal(nocache[3]["colour"], ds[3]["colour"])
+
+
+def test_skip_bad_drops_sequences_with_broken_meta_and_info_cli(tmp_path, capfd):
+    write_sequence(tmp_path / "a", n=3)
+    b = write_sequence(tmp_path / "b", n=3)
+    (b / F.META_NAME).write_text("{}")
+    with pytest.raises(F.FrameError, match="contract_version"):
+        WindowDataset(tmp_path)
+    ds = WindowDataset(tmp_path, n_prev=1, skip_bad=True)
+    assert len(ds) == 3 and ds.seq_dirs == [tmp_path / "a"]
+    (b / F.META_NAME).unlink()
+    capfd.readouterr()
+    assert data.main(["info", str(tmp_path), "--n-prev", "1"]) == 0
+    out = capfd.readouterr().out
+    assert "3 frames, 12x8 x2, cuts at [0]" in out and "1 sequence(s), 3 windows of 2 frames" in out

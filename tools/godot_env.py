@@ -6,6 +6,7 @@
   python tools/godot_env.py import P               # editor import of project P (headless)
   python tools/godot_env.py script P S [args...]   # headless: godot --path P -s S -- args
   python tools/godot_env.py render P [args...]     # real rendering under Xvfb + lavapipe: godot --path P args
+  python tools/godot_env.py umount                 # unmount the chroot's bind mounts (before deleting the cache)
 Options before the command: --timeout SECONDS (default 600).
 """
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "addons/neural_ss/runtime"))
 
-from nss_train.godot_env import GodotError, ensure, find_godot, info  # noqa: E402
+from nss_train.godot_env import GodotError, _lock, chroot_dir, ensure, find_godot, info, mounts_under, unmount_all  # noqa: E402,E501
 
 
 def main(argv: list[str]) -> int:
@@ -32,12 +33,18 @@ def main(argv: list[str]) -> int:
             g = ensure()
             print(f"godot_env: ok: {g.describe()}")
             return 0
+        if cmd == "umount":
+            with _lock():
+                unmount_all(chroot_dir())
+            left = mounts_under(chroot_dir())
+            print(f"godot_env: {'still mounted: ' + ', '.join(left) if left else 'no mounts left under ' + str(chroot_dir())}")
+            return 1 if left else 0
         if cmd == "info":
             print(json.dumps(info(), indent=1))
             return 0
         need = {"import": 1, "script": 2, "render": 1}
         if cmd not in need:
-            print(f"godot_env: unknown command {cmd!r}; expected ensure, info, import, script or render", file=sys.stderr)
+            print(f"godot_env: unknown command {cmd!r}; expected ensure, info, import, script, render or umount", file=sys.stderr)
             return 2
         if len(rest) < need[cmd]:
             print(f"godot_env: '{cmd}' needs {need[cmd]} argument(s); see --help", file=sys.stderr)

@@ -53,7 +53,7 @@ var command: String = ""
 var model_path: String = ""
 ## ONNX Runtime providers for a launched runtime: "auto" or a comma list.
 var providers: String = "auto"
-## Results older than this (capture to arrival) are not shown: the bilinear upscale is.
+## Results arriving later than this after their frame was sent are not shown: the bilinear upscale is.
 var budget_ms: float = 250.0
 ## An in-flight frame without an answer for this long means the runtime hangs: reconnect.
 var stall_timeout_ms: float = 5000.0
