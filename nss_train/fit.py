@@ -70,6 +70,7 @@ class TrainConfig:
     master_port: int = 29517
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0: torch's default)
+    init: str | None = None  # fine-tune: start from this checkpoint's weights and architecture (fresh optimizer)
 
 
 DEFAULT_DATA = "data/default"
@@ -279,6 +280,14 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False, skip_bad=cfg.skip_bad)
     scale = train_ds.scale
     mcfg = ModelConfig.preset(cfg.preset, scale=scale, n_prev=cfg.n_prev)
+    init_ckpt = None
+    if cfg.init:  # fine-tuning: the init checkpoint's architecture; its weights are loaded below
+        src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
+        mcfg = ModelConfig.from_dict(src["config"], where=f"{cfg.init}: config")
+        if (mcfg.scale, mcfg.n_prev) != (scale, cfg.n_prev):
+            raise FitError(f"--init {cfg.init}: model is x{mcfg.scale} with n_prev {mcfg.n_prev}; the data is "
+                           f"x{scale} and --n-prev is {cfg.n_prev}")
+        init_ckpt = src if ckpt is None else None
     if cfg.crop % mcfg.multiple:
         raise FitError(f"--crop {cfg.crop}: must be a multiple of {mcfg.multiple} for preset {cfg.preset!r}")
     if ckpt is not None and ModelConfig.from_dict(ckpt["config"]) != mcfg:
@@ -295,6 +304,10 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         step = int(ckpt["step"])
         best_psnr = float(ckpt.get("metrics", {}).get("best_psnr", -1.0))
         set_rng(ckpt["rng"])
+    elif init_ckpt is not None:
+        model.load_state_dict(init_ckpt["model"])
+        if d.main:
+            log.info("fine-tuning from %s (step %s of its run)", cfg.init, init_ckpt.get("step"))
     net = Mapped(model)
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"

@@ -3,7 +3,9 @@
 The addon (addons/neural_ss/neural_ss_frame_writer.gd) writes raw float buffers + JSON under
 DIR/raw/ while the game runs (cheap, no EXR encoder in GDScript). This step turns them into the
 same on-disk format as the Blender data (nss_train.frames): DIR/meta.json + DIR/frame_00000.exr ...
-with a "lowres" part only (the high-res target of the same instant comes from a later capture).
+with a "lowres" part, plus a "target" part for paired captures (addons/neural_ss/capture/, run by
+`python -m nss_train.capture_godot`): their high-res render of the same instant was taken at
+`target_ss` times the target size and is box-downsampled here (supersampling).
 
     python -m nss_train.godot_capture DIR [--scale S] [--keep-raw]
 
@@ -50,8 +52,19 @@ def _load_f32(p: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(h, w, channels).transpose(2, 0, 1))
 
 
-def read_raw_frame(raw_dir: Path, seq: int) -> tuple[Frame, dict]:
-    """One raw frame as a contract Frame (validated) plus its JSON record."""
+def box_downsample(a: np.ndarray, k: int) -> np.ndarray:
+    """(C, H, W) -> (C, H/k, W/k): the mean of each k x k block (H, W multiples of k)."""
+    if k == 1:
+        return a
+    c, h, w = a.shape
+    return a.reshape(c, h // k, k, w // k, k).mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+
+
+def read_raw_frame(raw_dir: Path, seq: int, scale: int = 2, target_ss: int = 1) -> tuple[Frame, dict]:
+    """One raw frame as a contract Frame (validated) plus its JSON record.
+
+    A paired frame's target (rendered at size * scale * target_ss) becomes Frame.target at size * scale.
+    """
     base = raw_dir / f"frame_{seq:05d}"
     info = _load_json(base.with_suffix(".json"))
     try:
@@ -62,7 +75,19 @@ def read_raw_frame(raw_dir: Path, seq: int) -> tuple[Frame, dict]:
         raise FrameError(f"{base}.json: size {size}; expected positive width and height")
     rgbd = _load_f32(Path(f"{base}.rgbd.f32"), 4, size)
     motion = _load_f32(Path(f"{base}.motion.f32"), 2, size)
-    return Frame(colour=rgbd[:3], depth=rgbd[3:4], motion=motion), info
+    frame = Frame(colour=rgbd[:3], depth=rgbd[3:4], motion=motion)
+    if "target_size" in info:
+        try:
+            tsize = (int(info["target_size"][0]), int(info["target_size"][1]))
+        except (TypeError, ValueError, IndexError):
+            raise FrameError(f"{base}.json: field 'target_size' malformed; expected [w, h]") from None
+        want = (size[0] * scale * target_ss, size[1] * scale * target_ss)
+        if tsize != want:
+            raise FrameError(f"{base}.json: target_size {tsize[0]}x{tsize[1]}; expected {want[0]}x{want[1]} "
+                             f"(low-res {size[0]}x{size[1]} x scale {scale} x target_ss {target_ss})")
+        t = _load_f32(Path(f"{base}.target.f32"), 4, tsize)
+        frame.target = box_downsample(t[:3], target_ss)
+    return frame, info
 
 
 def raw_frames(raw_dir: Path) -> list[int]:
@@ -87,6 +112,7 @@ def convert(capture_dir: str | Path, scale: int | None = None, keep_raw: bool = 
     if not seqs:
         raise FrameError(f"{raw}: no captured frames (frame_00000.json ...)")
     s = int(scale or session.get("scale", 2))
+    ss = int(session.get("target_ss", 1))
     records: list[dict] = []
     size0: tuple[int, int] | None = None
     for seq in tqdm(seqs, desc=f"godot_capture {out.name}", unit="frame", disable=not progress):
@@ -100,7 +126,7 @@ def convert(capture_dir: str | Path, scale: int | None = None, keep_raw: bool = 
             raise FrameError(f"{src_json}: frame is {size[0]}x{size[1]} but the sequence started at "
                              f"{size0[0]}x{size0[1]}; one sequence has one resolution (split the capture)")
         if not (dst.exists() and dst.stat().st_mtime >= src_json.stat().st_mtime):
-            frame, info = read_raw_frame(raw, seq)
+            frame, info = read_raw_frame(raw, seq, s, ss)
             try:
                 write_frame(dst, frame)
             except ContractError as e:  # NaN/negative values etc.: name the raw frame

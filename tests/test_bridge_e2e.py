@@ -137,6 +137,27 @@ def test_demo_survives_runtime_kill(godot, tmp_path):
 
 # --- used by benchmarks/bench_bridge.py --godot -------------------------------------------------
 
+def measure_godot_fps(tmp: Path, model: str, frames: int = 60, low=(320, 180), threads: int = 2) -> dict:
+    """Upscaled frames/s of `model` inside the running demo (asynchronous, as a player sees it)."""
+    from nss_train.godot_env import find_godot
+
+    g = find_godot()
+    rt = R.Runtime(model, tmp, threads)
+    rec = tmp / "fps"
+    try:
+        R.run_godot(g, ["--low", f"{low[0]}x{low[1]}", "--scale", "2", "--mode", "neural", "--quit-after-frames",
+                        str(frames), "--nss-runtime-port", str(rt.port), "--nss-runtime-token", rt.token,
+                        "--nss-budget-ms", "100000", "--nss-record", str(rec)], 600, "fps run")
+    finally:
+        rt.stop()
+    rows = [json.loads(ln) for ln in (rec / "timings.jsonl").read_text().splitlines()][2:]
+    span = (rows[-1]["t_ms"] - rows[0]["t_ms"]) / 1000.0
+    return {"upscaled": len(rows) - 1, "seconds": round(span, 2),
+            "upscaled_fps": round((len(rows) - 1) / span, 3) if span > 0 else 0.0,
+            "game_frame_ms_median": float(statistics.median(r["frame_ms"] for r in rows)),
+            "inference_ms_median": float(statistics.median(r["inference_ms"] for r in rows))}
+
+
 def measure_godot_overhead(tmp: Path, frames: int = 30, low=(320, 180)) -> dict:
     """The bridge's own cost inside the real addon, with the model replaced by identity:
     lock-step run -> capture, transfer and present ms; asynchronous run -> the game's frame time."""

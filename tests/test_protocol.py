@@ -86,3 +86,28 @@ def test_result_head_length():
     mtype, length = P.check_header(m[:12], {P.RESULT: 10**8})
     assert mtype == P.RESULT and length == 20 + 640 * 360 * 8
     assert P.RESULT_HEAD.unpack_from(m, 12) == (3, 640, 360, P.FMT_F16, 1.5, 2.0)
+
+
+def test_send_parts_survives_partial_sends():
+    """sendmsg on a socket with a timeout may send only part of the buffers: send_parts finishes the job."""
+    import socket
+    import threading
+
+    a, b = socket.socketpair()
+    a.settimeout(10)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    parts = [b"head", np.arange(300_000, dtype=np.float32).data.cast("B"), bytes(range(256)) * 1000]
+    want = b"".join(bytes(p) for p in parts)
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(want):
+            got.extend(b.recv(7000))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    P.send_parts(a, parts)
+    t.join(10)
+    assert bytes(got) == want
+    a.close()
+    b.close()

@@ -274,17 +274,26 @@ def test_identity_model_and_port_in_use(tmp_path):
         s.stop()
 
 
-def test_pack_rgba_half_bits_match_numpy():
-    """The integer float->half packing equals numpy's cast within one half ulp, with clamping at 0 and 65504."""
-    from nss_runtime.server import pack_rgba
+def test_rgba_packer_matches_numpy_and_its_embedded_graph():
+    """Half floats from ONNX Runtime's Cast equal numpy's cast; the embedded graph is what onnx.helper builds."""
+    import onnx
+    from onnx import TensorProto, helper
 
+    from nss_runtime.server import CAST_F16_ONNX, RGBAPacker
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["c", "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["c", "h", "w"])
+    m = helper.make_model(helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT16)],
+                                            "f32_to_f16", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 13)], ir_version=7, producer_name="nss_runtime")
+    assert m.SerializeToString() == CAST_F16_ONNX
+    onnx.checker.check_model(onnx.load_from_string(CAST_F16_ONNX))
     rng = np.random.default_rng(5)
     rgb = (rng.random((3, 6, 10)) ** 4 * 100).astype(np.float32)
-    rgb[0, 0, :6] = [0.0, 1e-7, 6.2e-5, 1.0, 70000.0, -3.0]
-    got = pack_rgba(rgb, P.FMT_F16)
+    rgb[0, 0, :5] = [0.0, 1e-7, 6.2e-5, 1.0, 60000.0]
+    pack = RGBAPacker()
+    got = pack(rgb, P.FMT_F16)
     assert got.dtype == np.float16 and got.shape == (6, 10, 4) and np.all(got[..., 3] == 1)
-    want = np.clip(rgb, 0, 65504).transpose(1, 2, 0).astype(np.float16).astype(np.float32)
-    g = got[..., :3].astype(np.float32)
-    assert np.all(np.abs(g - want) <= np.maximum(np.abs(want) * 2.0 ** -10, 2.0 ** -24))
-    assert g[0, 4, 0] == 65504 and g[0, 5, 0] == 0
-    np.testing.assert_array_equal(pack_rgba(rgb, P.FMT_F32)[..., :3], rgb.transpose(1, 2, 0))
+    np.testing.assert_array_equal(got[..., :3], rgb.transpose(1, 2, 0).astype(np.float16))
+    np.testing.assert_array_equal(pack(rgb, P.FMT_F32)[..., :3], rgb.transpose(1, 2, 0))
+    assert pack(rgb[:, :3, :4], P.FMT_F16).shape == (3, 4, 4)  # a new size

@@ -63,6 +63,11 @@ def test_rendered_sequence_matches_pytorch(export_onnx, tiny_onnx_model, sess, t
         got = export_onnx.session_sequence(sess, frames)
         assert got[0].shape == (3, 2 * meta.lowres[1], 2 * meta.lowres[0])
         assert max(_err(a, b) for a, b in zip(ref, got)) <= TOL, seq
+    # what the exporter's real-frame parity check reads
+    frames, where = export_onnx.real_sequence(tiny_dataset, 2)
+    assert len(frames) == 6 and frames[0]["colour"].shape == (3, 36, 64) and "seq_" in where
+    frames, why = export_onnx.real_sequence(tiny_dataset, 4)
+    assert frames == [] and "no readable sequence with scale 4" in why
 
 
 def test_packed_matches_planar(export_onnx, sess):

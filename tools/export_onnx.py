@@ -253,29 +253,35 @@ def random_sequence(n: int, h: int, w: int, seed: int = 0, cut_at: int | None = 
 
 
 def real_sequence(data: Path | None, scale: int, max_frames: int = 6) -> tuple[list[dict], str]:
-    """Up to max_frames frames of the first sequence under `data` with this scale; ([], why) when none."""
+    """Up to max_frames frames of the first complete sequence under `data` with this scale; ([], why) when none.
+
+    Without `data` it looks in data/ and skips sequences that are unreadable or still being rendered."""
     from nss_train import frames as F
 
-    roots = [data] if data else [ROOT / "data", ROOT / "tests" / "data"]
+    roots = [Path(data)] if data else [ROOT / "data"]
+    why = "no dataset found (pass --data DIR)"
     for root in roots:
-        if root is None or not Path(root).is_dir():
+        if not root.is_dir():
+            if data:
+                raise ExportError(f"--data {root}: not a directory")
             continue
+        why = f"no readable sequence with scale {scale} under {root}"
         for seq in F.list_sequences(root):
             try:
                 meta = F.read_meta(seq)
-            except F.FrameError:
-                continue
-            if meta.scale != scale:
-                continue
-            out = []
-            for i in range(min(meta.frames, max_frames)):
-                fr = F.read_frame(F.frame_path(seq, i), expect_lowres=meta.lowres, with_target=False)
-                out.append({"colour": fr.colour, "depth": fr.depth, "motion": fr.motion,
-                            "jitter": np.asarray(meta.jitter[i], np.float32), "cut": i == 0 or meta.cuts[i]})
+                if meta.scale != scale:
+                    continue
+                out = []
+                for i in range(min(meta.frames, max_frames)):
+                    fr = F.read_frame(F.frame_path(seq, i), expect_lowres=meta.lowres, with_target=False)
+                    out.append({"colour": fr.colour, "depth": fr.depth, "motion": fr.motion,
+                                "jitter": np.asarray(meta.jitter[i], np.float32), "cut": i == 0 or meta.cuts[i]})
+            except F.FrameError as e:
+                if data:
+                    raise ExportError(str(e)) from None
+                continue  # e.g. a sequence still being rendered
             return out, str(seq)
-        if data:
-            return [], f"no sequence with scale {scale} under {data}"
-    return [], "no dataset found (pass --data DIR)"
+    return [], why
 
 
 # --- parity ---------------------------------------------------------------------------------

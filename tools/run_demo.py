@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     print(f"PSNR vs native: neural {rep['psnr_neural_mean']:.2f} dB, bilinear {rep['psnr_bilinear_mean']:.2f} dB "
           f"({rep['neural_minus_bilinear_db']:+.2f} dB)")
     print(f"ms per frame (median): capture {s['capture']:.2f}, transfer {s['transfer']:.2f}, inference "
-          f"{s['inference']:.2f}, present {s['present']:.2f}; game frame {s['frame']:.1f}")
+          f"{s['inference']:.2f}, present {s['present']:.2f}; lock-step frame (waits for the model) {s['frame']:.1f}")
     print(f"wrote {rep['picture']} and {Path(a.out) / 'report.json'}")
     return 0
 

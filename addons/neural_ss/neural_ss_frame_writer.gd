@@ -9,6 +9,10 @@ extends RefCounted
 ##   frame_00000.rgbd.f32        RGBA32F, row-major, top row first (colour rgb, view depth)
 ##   frame_00000.motion.f32      RG32F motion in low-res pixels
 ##   frame_00000.json            index, size, jitter, cut, intrinsics, time
+##   frame_00000.target.f32      only for paired captures (addons/neural_ss/capture/): the
+##                               supersampled high-res render of the same instant, RGBA32F
+##                               (colour rgb before tone mapping, view depth); its size is
+##                               "target_size" in the .json, box-downsampled by the converter
 
 var raw_dir: String
 var written: int = 0
@@ -30,21 +34,30 @@ func open(session: Dictionary) -> bool:
 	return _write_text(raw_dir.path_join("capture.json"), JSON.stringify(info, " "))
 
 
-## Writes frame number `seq` (0-based position in the sequence). Returns false on an I/O error.
-func write(frame: NeuralSSFrame, seq: int) -> bool:
+## Writes frame number `seq` (0-based position in the sequence), with the high-res `target`
+## render of the same instant when given. Returns false on an I/O error.
+func write(frame: NeuralSSFrame, seq: int, target: NeuralSSFrame = null) -> bool:
 	if not frame.bytes_ok():
 		last_error = "frame %d: buffer sizes do not match %s" % [frame.index, frame.size]
+		return false
+	if target != null and not target.bytes_ok():
+		last_error = "frame %d: target buffer sizes do not match %s" % [frame.index, target.size]
 		return false
 	var base := raw_dir.path_join("frame_%05d" % seq)
 	if not _write_bytes(base + ".rgbd.f32", frame.colour_depth):
 		return false
 	if not _write_bytes(base + ".motion.f32", frame.motion):
 		return false
+	if target != null and not _write_bytes(base + ".target.f32", target.colour_depth):
+		return false
 	var meta := {
 		"seq": seq, "index": frame.index, "size": [frame.size.x, frame.size.y],
 		"jitter": [frame.jitter.x, frame.jitter.y], "cut": frame.camera_cut,
 		"intrinsics": frame.intrinsics, "time": frame.time, "capture_ms": frame.capture_ms,
 	}
+	if target != null:
+		meta["target_size"] = [target.size.x, target.size.y]
+		meta["target_index"] = target.index
 	if not _write_text(base + ".json", JSON.stringify(meta, " ")):
 		return false
 	written += 1

@@ -159,7 +159,7 @@ func _record(image: Image, frame_index: int) -> void:
 	DirAccess.rename_absolute(path + ".tmp", path)
 	var s := client.stats
 	_record_log.store_line(JSON.stringify({
-		"frame": frame_index, "w": image.get_width(), "h": image.get_height(),
+		"frame": frame_index, "t_ms": Time.get_ticks_usec() / 1000.0, "w": image.get_width(), "h": image.get_height(),
 		"format": "rgbaf" if image.get_format() == Image.FORMAT_RGBAF else "rgbah",
 		"capture_ms": _capture_ms, "transfer_ms": s.get("transfer", 0.0), "inference_ms": s.get("inference", 0.0),
 		"runtime_ms": s.get("runtime", 0.0), "present_ms": _present_ms, "latency_ms": s.get("latency", 0.0),

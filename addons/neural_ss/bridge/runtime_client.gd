@@ -236,7 +236,8 @@ func _attempt() -> void:
 func _launch() -> void:
 	if _pid > 0 and OS.is_process_running(_pid):
 		OS.kill(_pid)
-	var argv := (command if not command.strip_edges().is_empty() else "python3").strip_edges().split(" ", false)
+	var default_python := "python" if OS.get_name() == "Windows" else "python3"
+	var argv := (command if not command.strip_edges().is_empty() else default_python).strip_edges().split(" ", false)
 	var exe := argv[0]
 	var args := argv.slice(1)
 	var model := _global_path(model_path)
@@ -244,8 +245,10 @@ func _launch() -> void:
 	# the token travels in the environment, not on the command line other users can read
 	OS.set_environment(TOKEN_ENV, token)
 	var runtime_dir := _global_path(get_script().resource_path.get_base_dir().path_join("../runtime")).simplify_path()
+	var sep := ";" if OS.get_name() == "Windows" else ":"
 	var pypath := OS.get_environment("PYTHONPATH")
-	OS.set_environment("PYTHONPATH", runtime_dir + (":" + pypath if not pypath.is_empty() else ""))
+	if not pypath.split(sep).has(runtime_dir):
+		OS.set_environment("PYTHONPATH", runtime_dir + (sep + pypath if not pypath.is_empty() else ""))
 	_ready_file = OS.get_user_data_dir().path_join("nss_runtime_%d.json" % OS.get_process_id())
 	if FileAccess.file_exists(_ready_file):
 		DirAccess.remove_absolute(_ready_file)
@@ -435,7 +438,8 @@ func _on_chunk() -> void:
 			var h := b.decode_u16(6)
 			var fmt := b.decode_u32(8)
 			var bpp := 16 if fmt == FMT_F32 else 8
-			if int(_rx_result["length"]) != RESULT_HEAD_SIZE + w * h * bpp or (fmt != FMT_F32 and fmt != FMT_F16):
+			if w == 0 or h == 0 or int(_rx_result["length"]) != RESULT_HEAD_SIZE + w * h * bpp \
+					or (fmt != FMT_F32 and fmt != FMT_F16):
 				_fail("the runtime sent a malformed result (%dx%d, format %d)" % [w, h, fmt])
 				return
 			_rx_result.merge({"id": b.decode_u32(0), "w": w, "h": h, "fmt": fmt,

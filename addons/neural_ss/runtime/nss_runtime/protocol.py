@@ -242,6 +242,19 @@ def recv_exact(sock: socket.socket, n: int, buf: bytearray | None = None) -> mem
     return view
 
 
+def send_parts(sock: socket.socket, parts: list) -> None:
+    """sendall for a list of buffers: sendmsg may send only part of them (always possible on a socket
+    with a timeout), so continue from where it stopped."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = sock.sendmsg(views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
+
+
 def recv_message(sock: socket.socket, limits: dict[int, int], buf: bytearray | None = None) -> tuple[int, memoryview]:
     mtype, length = check_header(bytes(recv_exact(sock, HEADER.size)), limits)
     return mtype, recv_exact(sock, length, buf) if length else memoryview(b"")
@@ -274,7 +287,7 @@ class Client:
 
     def send_frame(self, frame_id: int, rgbd: np.ndarray, motion: np.ndarray, jitter=(0.0, 0.0), cut: bool = False,
                    in_format: int = FMT_F32, skipped: int = 0) -> None:
-        self.sock.sendmsg(encode_frame(frame_id, rgbd, motion, jitter, cut, in_format, skipped))
+        send_parts(self.sock, encode_frame(frame_id, rgbd, motion, jitter, cut, in_format, skipped))
 
     def recv_result(self) -> Result:
         limit = RESULT_HEAD.size + MAX_SIDE * MAX_SIDE * 16
