@@ -165,7 +165,8 @@ def test_finetune_flow_on_captured_frames(captured, tiny_dataset, tmp_path):
     mf, cfg_f, ck = load_checkpoint(ft)
     assert cfg_b == cfg_f and ck["step"] == 3
     # started from the base weights: a 3-step fine-tune at lr 1e-6 stays right next to them
-    wb, wf = torch.nn.utils.parameters_to_vector(mb.parameters()), torch.nn.utils.parameters_to_vector(mf.parameters())
+    with torch.no_grad():
+        wb, wf = (torch.nn.utils.parameters_to_vector(m.parameters()) for m in (mb, mf))
     assert 0 < float((wf - wb).abs().max()) < 1e-4
     val = ck["data"]["val_sequences"]
     assert len(val) == 1 and Path(val[0]).parent == captured

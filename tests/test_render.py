@@ -401,3 +401,13 @@ def test_builtin_scenes_are_reproducible_and_varied(tiny_dataset):
     from nss_train import scenes
 
     assert scenes.build_scene(0, 6)["objects"] == m0.source["objects"]
+
+
+def test_shards_partition_the_sequences_and_jitter_is_halton():
+    names = lambda i, n: [j.name for j in R._jobs(R.RenderConfig(sequences=5, shard=(i, n)))]  # noqa: E731
+    assert names(0, 2) == ["seq_00000", "seq_00002", "seq_00004"] and names(1, 2) == ["seq_00001", "seq_00003"]
+    assert sorted(sum((names(i, 3) for i in range(3)), [])) == names(0, 1)
+    assert [j.seed for j in R._jobs(R.RenderConfig(sequences=3, seed=7))] == [7, 8, 9]
+    jit = np.array([R.jitter_for(k) for k in range(64)])
+    assert (np.abs(jit) <= 0.5).all() and len({tuple(j) for j in jit}) == 64
+    assert abs(jit.mean(0)).max() < 0.02, "Halton points cover the pixel evenly"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import numpy as np
@@ -113,6 +112,14 @@ def test_bad_frames(sess):
         sess.upscale(z(3), z(1), nan)
     with pytest.raises(SessionError, match=r"jitter"):
         sess.upscale(z(3), z(1), z(2), jitter=(0.7, 0.0))
+    # validate=False (the server) still checks shapes, cheaply
+    sess.validate = False
+    try:
+        with pytest.raises(SessionError, match=r"'motion' has shape \(2, 12, 8\); expected \(2, 12, 16\)"):
+            sess.upscale(z(3), z(1), z(2, 12, 8))
+        assert sess.upscale(z(3), z(1), z(2)).shape == (3, 24, 32)
+    finally:
+        sess.validate = True
 
 
 def _with_meta(src, dst, **changes):
@@ -190,7 +197,8 @@ def test_upscale_sequence_cli_and_resume(export_onnx, tiny_onnx_model, sess, tmp
     frames = _write_sequence(export_onnx, tmp_path / "seq")
     model, out = str(tiny_onnx_model[0]), tmp_path / "out"
     assert U.main([model, str(tmp_path / "seq"), str(out), "--format", "both", "--threads", "2", "--quiet"]) == 0
-    assert "6 frame(s) written" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "6 frame(s) written" in text and "PSNR vs target" in text
     full = [U.read_exr_rgb(out / f"frame_{i:05d}.exr") for i in range(6)]
     ref = export_onnx.session_sequence(sess, frames)
     assert all(np.array_equal(a, b) for a, b in zip(full, ref))

@@ -20,11 +20,10 @@ dataset is found) and exits non-zero unless they agree: max abs error on the
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import io
 import json
-import math
-import os
 import sys
 import time
 import warnings
@@ -53,7 +52,7 @@ class ExportError(Exception):
 
 # --- the graph ------------------------------------------------------------------------------
 
-def _step_module(model, n_hist: int, fp16: bool):
+def _step_module(model, fp16: bool):
     import torch
 
     class Step(torch.nn.Module):
@@ -101,30 +100,23 @@ def _history_shape_exprs(model, multiple: int) -> list[tuple[str, list]]:
     return out
 
 
-def _eval_shape(exprs: list, h: int, w: int) -> tuple[int, ...]:
-    from nss_runtime.session import _shape_dim
-    return tuple(_shape_dim(d, h, w) for d in exprs)
-
-
 def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_extra: dict | None = None,
            verbose: bool = False) -> dict:
     """Write `model` (nss_train.model) as an NSS ONNX graph with metadata; returns the metadata."""
-    import onnx
     import torch
     from torch.export import Dim
 
     if opset < 17:
-        raise ExportError(f"--opset {opset}: GridSample and LayerNorm need opset >= 17")
-    import copy
+        raise ExportError(f"--opset {opset}: expected >= 17 (GridSample needs 16; the runtime is tested on 17+)")
     model = copy.deepcopy(model).eval().float()  # never change the caller's model (its fp32 is the reference)
     if fp16:
         model = model.half()
-    multiple = int(getattr(model, "multiple", getattr(cfg, "multiple", 4)))
+    multiple = int(cfg.multiple)
     scale = int(cfg.scale)
     spec = _history_shape_exprs(model, multiple)
     hist_in = [n if n.startswith("hist") else f"hist_{n}" for n, _ in spec]
     hist_meta = [{"name": n, "input": i, "output": f"{i}_out", "shape": sh} for (n, sh), i in zip(spec, hist_in)]
-    step = _step_module(model, len(spec), fp16)
+    step = _step_module(model, fp16)
 
     # Example inputs at a size that is a multiple, but not a special one (dims must not equal the channels).
     h, w = -(-36 // multiple) * multiple, -(-64 // multiple) * multiple
@@ -420,7 +412,7 @@ def _run(a) -> int:
         cw, ch = (int(v) for v in a.check_size.lower().split("x"))
     except ValueError:
         raise ExportError(f"--check-size {a.check_size!r}; expected WxH such as 64x36") from None
-    multiple = int(getattr(model, "multiple", getattr(cfg, "multiple", 4)))
+    multiple = int(cfg.multiple)
     if cw % multiple or ch % multiple:
         raise ExportError(f"--check-size {cw}x{ch}: width and height must be multiples of {multiple}")
     n_params = sum(p.numel() for p in model.parameters())

@@ -512,7 +512,8 @@ func _on_result(pixels: PackedByteArray) -> void:
 	stats["upscaled_fps"] = (_result_times.size() - 1) * 1000.0 / maxf(now - _result_times[0], 1.0)
 	if latency > budget_ms and not lockstep:
 		counters["late"] += 1
-		_warn_once("late", "neural_ss: the runtime is slower than the budget (%.0f ms > neural_ss/runtime_budget_ms %.0f); showing bilinear while it is" % [latency, budget_ms])
+		_warn_once("late", ("neural_ss: the runtime is slower than the budget (%.0f ms > neural_ss/runtime_budget_ms"
+				+ " %.0f); showing bilinear while it is") % [latency, budget_ms])
 		return
 	var fmt := Image.FORMAT_RGBAF if int(_rx_result["fmt"]) == FMT_F32 else Image.FORMAT_RGBAH
 	var img := Image.create_from_data(int(_rx_result["w"]), int(_rx_result["h"]), false, fmt, pixels)

@@ -225,10 +225,13 @@ class Session:
                 depth = check_buffer("depth", depth, size, "upscale")
                 motion = check_buffer("motion", motion, size, "upscale")
                 jit = check_jitter(jitter, "upscale")
-            else:
-                colour = np.asarray(colour, np.float32)
-                depth = np.asarray(depth, np.float32)
-                motion = np.asarray(motion, np.float32)
+            else:  # shapes only (O(1)); the caller vouches for the values
+                colour, depth, motion = (np.ascontiguousarray(a, np.float32) for a in (colour, depth, motion))
+                size = colour.shape[1:] if colour.ndim == 3 else None
+                for name, a, c in (("colour", colour, 3), ("depth", depth, 1), ("motion", motion, 2)):
+                    if a.ndim != 3 or a.shape[0] != c or a.shape[1:] != size:
+                        want = f"({c}, {size[0]}, {size[1]})" if size else f"({c}, height, width)"
+                        raise SessionError(f"upscale: buffer {name!r} has shape {a.shape}; expected {want}")
                 jit = np.asarray(jitter, np.float32).reshape(2)
         except ContractError as e:
             raise SessionError(str(e)) from None
@@ -248,7 +251,12 @@ class Session:
         for n in ("colour", "depth", "motion"):
             if self._in_dtypes[n] != np.float32:
                 feed[n] = feed[n].astype(self._in_dtypes[n])
-        rgb, *hist = self._sess.run(None, feed)
+        try:
+            rgb, *hist = self._sess.run(None, feed)
+        except Exception as e:  # ORT's own error types; one line, and the session stays usable
+            self.reset()
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SessionError(f"{self.info.name}: onnxruntime failed on a {w}x{h} frame ({msg})") from None
         self._history = hist
         self.frames += 1
         return rgb[0].astype(np.float32, copy=False)

@@ -1,0 +1,121 @@
+"""Fine-tune the shipped model on Godot captures and measure it on held-out captured sequences.
+
+    python -m nss_train.capture_godot --project godot_project --scene res://demo.tscn --out data/godot_demo/train \\
+        --sequences 8 --frames 24 --stride 54 --low 128x72 --time-scale 2
+    python -m nss_train.capture_godot ... --out data/godot_demo/test --first 8 --sequences 3   # held out
+    python benchmarks/bench_finetune.py --shipped models/fast_x2.pt --train data/godot_demo/train \\
+        --test data/godot_demo/test [--also data/ship/test_nojit] [--steps 300 --lr 1e-4]
+
+Runs `nss_train.fit --init SHIPPED` (resumable: rerun continues the run in --run), then
+`nss_train.evaluate` for the shipped and the fine-tuned model on the held-out captures (and on
+--also, e.g. held-out Blender data, to see what the fine-tune costs there), and writes
+benchmarks/results/finetune.json: PSNR / SSIM / FLIP / temporal of fine-tuned vs shipped vs
+bicubic (and bilinear), all measured in this one run on the same frames.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "addons/neural_ss/runtime")]
+
+from nss_train import frames as FR  # noqa: E402
+from nss_train.evaluate import evaluate  # noqa: E402
+from nss_train.fit import TrainConfig, train  # noqa: E402
+from nss_train.frames import atomic_write_bytes  # noqa: E402
+from nss_train.model import read_checkpoint  # noqa: E402
+
+METRICS = ("psnr", "ssim", "flip", "temporal")
+
+
+def describe(root: str) -> dict:
+    seqs = FR.list_sequences(root)
+    m = FR.read_meta(seqs[0])
+    src = {k: m.source.get(k) for k in ("tool", "scene", "target_ss", "msaa", "taa", "time_scale", "fps")}
+    return {"dir": root, "sequences": len(seqs), "frames": sum(FR.read_meta(s).frames for s in seqs),
+            "lowres": list(m.lowres), "scale": m.scale, "source": src}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shipped", default="models/fast_x2.pt")
+    ap.add_argument("--train", default="data/godot_demo/train", help="captured training sequences")
+    ap.add_argument("--test", default="data/godot_demo/test", help="held-out captured sequences")
+    ap.add_argument("--also", nargs="*", default=[], help="more held-out datasets to evaluate both models on")
+    ap.add_argument("--run", default="runs/finetune_demo", help="fine-tune run directory")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/finetune.json"))
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run = Path(a.run)
+
+    t0 = time.time()
+    last = run / "last.pt"
+    cfg = TrainConfig(data=[a.train], out=str(run), init=a.shipped, steps=a.steps, lr=a.lr, batch=a.batch,
+                      crop=a.crop, val_every=max(1, a.steps // 4), warmup=min(20, a.steps // 10),
+                      threads=a.threads)
+    if last.is_file() and read_checkpoint(last)["step"] >= a.steps:
+        logging.info("%s is already at step %d: evaluating it", last, a.steps)
+    else:
+        train(cfg, resume="last" if last.is_file() else None)
+    train_minutes = (time.time() - t0) / 60
+    tuned = run / "best.pt" if (run / "best.pt").is_file() else last
+
+    results: dict = {}
+    for name, data in [("test", [a.test])] + [(Path(d).name, [d]) for d in a.also]:
+        ev = {}
+        for label, ckpt in (("shipped", a.shipped), ("finetuned", str(tuned))):
+            r = evaluate(ckpt, data, prefix=str(run / f"eval_{name}_{label}"), crops=2,
+                         methods=("bilinear", "bicubic"))
+            ev[label] = r["summary"]["model"]
+            ev.setdefault("bicubic", r["summary"]["bicubic"])
+            ev.setdefault("bilinear", r["summary"]["bilinear"])
+        ev["finetuned_vs_shipped"] = {"psnr_gain_db": ev["finetuned"]["psnr"] - ev["shipped"]["psnr"],
+                                      "flip_ratio": ev["finetuned"]["flip"] / ev["shipped"]["flip"]}
+        ev["finetuned_vs_bicubic"] = {"psnr_gain_db": ev["finetuned"]["psnr"] - ev["bicubic"]["psnr"],
+                                      "flip_ratio": ev["finetuned"]["flip"] / ev["bicubic"]["flip"]}
+        ev["data"] = describe(data[0])
+        results[name] = ev
+
+    ck = read_checkpoint(tuned)
+    out = {
+        "what": "shipped model fine-tuned on paired Godot captures of the demo, evaluated on held-out "
+                "captured sequences (other stretches of the camera path)",
+        "shipped": a.shipped, "shipped_step": read_checkpoint(a.shipped).get("step"),
+        "finetuned": str(tuned), "finetune": {"steps": a.steps, "lr": a.lr, "batch": a.batch, "crop": a.crop,
+                                              "best_step": ck.get("metrics", {}).get("best_step"),
+                                              "minutes_this_run": round(train_minutes, 2)},
+        "train_data": describe(a.train), "results": results,
+        "metrics": "display values (Reinhard + sRGB, [0,1]); PSNR/SSIM higher is better; FLIP (LDR) and "
+                   "temporal lower is better",
+    }
+    atomic_write_bytes(a.out, (json.dumps(out, indent=1) + "\n").encode())
+    print(table(out))
+    print(f"wrote {a.out}")
+    return 0
+
+
+def table(out: dict) -> str:
+    lines = []
+    for name, ev in out["results"].items():
+        d = ev["data"]
+        lines += [f"\n{name}: {d['sequences']} sequences, {d['frames']} frames, {d['lowres'][0]}x{d['lowres'][1]} "
+                  f"x{d['scale']}", "", "| method | PSNR dB | SSIM | FLIP | temporal |", "|---|---|---|---|---|"]
+        for m in ("finetuned", "shipped", "bicubic", "bilinear"):
+            s = ev[m]
+            tmp = "-" if s["temporal"] is None else f"{s['temporal']:.4f}"
+            lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['flip']:.4f} | {tmp} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
