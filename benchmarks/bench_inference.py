@@ -46,6 +46,7 @@ def _ort_session(path: Path, threads: int):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Session does
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -179,6 +180,8 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
         "window_ms": ms["ort_window"], "history_vs_window": ms["ort_window"] / ms["ort"], "reps": reps, "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
     }
     res["memory"] = peak_memory_mb(path, w, h, threads)
+    res["loadavg"] = list(os.getloadavg())  # the machine is shared: say how busy it was
+    res["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
     res["model_mb"] = path.stat().st_size / 1e6
     log(f"{preset} x{scale} {w}x{h}->{W}x{H}: ORT {ms['ort']:.1f} ms ({res['ort_fps']:.1f} fps), torch "
         f"{ms['torch']:.1f} ms -> ORT {res['ort_vs_torch']:.2f}x; {flops_px / 1e3:.1f} kFLOP/px, "
@@ -199,8 +202,10 @@ def markdown(results: list[dict], env: dict) -> str:
                     f"({100 * r['matmul_fraction']:.0f}%) | {r['memory']['peak_mb']:.0f} | "
                     + f"{r['history_vs_window']:.2f}x |")
     rows.append("")
+    loads = ", ".join(f"{r['preset']} x{r['scale']} {r['loadavg'][0]:.1f}" for r in results if "loadavg" in r)
     rows.append(f"CPU only ({env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}, torch "
-                f"{env['torch']}); no GPU machine was available to this task. Matmul probe: fp32 1024x1024 "
+                f"{env['torch']}, {env['cores']} cores shared with other jobs; 1-min load average when measured: "
+                f"{loads}); no GPU machine was available to this task. Matmul probe: fp32 1024x1024 "
                 "torch.mm in the same process. FLOPs count convolutions only (grid_sample, resize and "
                 "element-wise ops not counted). Ratios are medians of interleaved runs in one process.")
     return "\n".join(rows) + "\n"
@@ -220,7 +225,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     env = {"cpu": platform.processor() or platform.machine(), "threads": a.threads, "cores": os.cpu_count(),
            "onnxruntime": onnxruntime.__version__, "torch": torch.__version__, "gpu": None,
-           "note": "no GPU machine was available to this task; all figures are CPU (CPUExecutionProvider, fp32)"}
+           "note": "no GPU machine was available to this task; all figures are CPU (CPUExecutionProvider, fp32)",
+           "loadavg_start": list(os.getloadavg())}
     try:
         from tqdm import tqdm
     except ImportError:
@@ -233,6 +239,15 @@ def main(argv=None) -> int:
         for preset, scale, out in bar:
             reps = a.reps if preset == "fast" else min(a.reps, 3)
             results.append(bench_case(preset, scale, out, reps, a.threads, Path(tmp), log))
+    # a partial run (--presets/--scales) replaces its own rows and keeps the others
+    if a.out.is_file():
+        try:
+            old = json.loads(a.out.read_text()).get("results", [])
+        except (json.JSONDecodeError, AttributeError):
+            old = []
+        done = {(r["preset"], r["scale"]) for r in results}
+        results = [r for r in old if (r.get("preset"), r.get("scale")) not in done] + results
+        results.sort(key=lambda r: (r["preset"] != "fast", r["preset"], r["scale"]))
     bars = {}
     for r in results:
         key = f"{r['preset']}_x{r['scale']}"
@@ -243,6 +258,7 @@ def main(argv=None) -> int:
             bars[f"{key}: >= {BARS['fast_x2_fps']:g} frames/s"] = r["ort_fps"] >= BARS["fast_x2_fps"]
     for k, v in bars.items():
         print(f"{'PASS' if v else 'MISS'}  {k}")
+    env["loadavg_end"] = list(os.getloadavg())
     doc = {"benchmark": "inference", "env": env, "bars": bars, "results": results}
     from nss_train.frames import atomic_write_bytes
     atomic_write_bytes(a.out, (json.dumps(doc, indent=1) + "\n").encode())

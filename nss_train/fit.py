@@ -328,7 +328,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
         log.info("model %s x%d, %s params, %.0f FLOPs/output px; data %s: %d train windows (%d seq), "
                  "%d val windows (%d seq); loss %s; device %s%s", cfg.preset, scale, f"{param_count(model):,}",
-                 model.flops_per_output_pixel(), cfg.data, len(train_ds), len(train_dirs), len(val_ds),
+                 model.flops_per_output_pixel(), ", ".join(cfg.data), len(train_ds), len(train_dirs), len(val_ds),
                  len(val_dirs), loss_fn.description, device, f", DDP x{d.world}" if d.world > 1 else "")
 
     def save(path, metrics):
@@ -462,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if cfg.devices > 1 and "WORLD_SIZE" not in os.environ:
             torch.multiprocessing.spawn(_worker, args=(cfg, resume, overwrite), nprocs=cfg.devices)
+            print(f"done: {cfg.devices} processes; checkpoints in {cfg.out}")
             return 0
         m = train(cfg, resume, overwrite)
     except KeyboardInterrupt:

@@ -56,6 +56,8 @@ func _initialize() -> void:
 	client.command = opts.get("command", "")
 	client.model_path = opts.get("model", "")
 	client.lockstep = opts.has("lockstep")
+	client.max_in_flight = int(opts.get("inflight", "1"))
+	client.budget_ms = float(opts.get("budget", "250"))
 	client.f32_output = opts.has("f32")
 	client.backoff_max_s = 1.0
 	client.upscaled.connect(_on_upscaled)
@@ -194,6 +196,45 @@ def test_lockstep_results_match_the_session(godot, project, model, tmp_path):
         np.testing.assert_allclose(got[..., :3], want, atol=1e-5)
         n_checked += 1
     assert n_checked >= 8 and counters["results"] == n_checked and counters["errors"] == 0
+
+
+def test_two_frames_in_flight_results_in_order_and_exact(godot, project, model, tmp_path):
+    """max_in_flight = 2 (asynchronous): results come back in order, each equal to the Session run over the
+    frames that were actually sent (history = the previous sent frame; more than 3 skipped -> reset)."""
+    srv = RunningServer(str(model), tmp_path, "--delay-ms", "40")  # slower than the game's 16.7 ms frames
+    try:
+        r, frames, counters = run_game(godot, project, tmp_path / "out",
+                                       [f"--port={srv.port}", f"--token={TOKEN}", "--frames=60", "--inflight=2",
+                                        "--f32", "--save"])
+    finally:
+        srv.stop()
+    sent = [int(f[0]) for f in frames if f[2] == "true"]
+    got = sorted(int(p.stem[7:]) for p in (tmp_path / "out").glob("neural_*.bin"))
+    assert len(sent) >= 10 and got and set(got) <= set(sent)
+    ref = Session(str(model))
+    prev = None
+    for i in sent:
+        cut = prev is None or i - prev - 1 > 3
+        want = ref.upscale_packed(*frame_arrays(i), cut=cut)
+        prev = i
+        f = tmp_path / "out" / f"neural_{i:03d}.bin"
+        if f.exists():
+            img = np.frombuffer(f.read_bytes(), np.float32).reshape(2 * H, 2 * W, 4)
+            np.testing.assert_allclose(img[..., :3], want, atol=1e-5)
+    assert counters["results"] == len(got) and counters["errors"] == 0 and counters["in_flight_max"] == 2
+
+
+def test_runtime_slower_than_budget_shows_bilinear_once_warned(godot, project, model, tmp_path):
+    """A runtime slower than the budget: its late results are not shown, one warning, the game keeps its pace."""
+    srv = RunningServer(str(model), tmp_path, "--delay-ms", "300")
+    try:
+        r, frames, counters = run_game(godot, project, tmp_path / "out",
+                                       [f"--port={srv.port}", f"--token={TOKEN}", "--frames=90", "--budget=150"])
+    finally:
+        srv.stop()
+    assert len(frames) == 90 and all(f[3] == "bilinear" for f in frames)
+    assert counters["late"] >= 2 and counters["results"] == counters["late"]
+    assert r.output.count("slower than the budget") == 1
 
 
 def test_runtime_killed_mid_run_game_keeps_going_and_reconnects(godot, project, model, tmp_path):

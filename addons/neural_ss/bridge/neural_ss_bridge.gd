@@ -12,6 +12,7 @@ extends Node
 ##   neural_ss/runtime_port        --nss-runtime-port=     > 0: use a runtime already running there
 ##   neural_ss/runtime_token       --nss-runtime-token=    its token
 ##   neural_ss/runtime_budget_ms   --nss-budget-ms=        older results are not shown (bilinear is)
+##   neural_ss/runtime_in_flight   --nss-in-flight=        frames sent ahead of their results (1 or 2)
 ##                                 --nss-lockstep          wait for every result (recording/tests only)
 ##                                 --nss-record=DIR        write every upscaled frame + per-frame timings
 ##                                 --nss-stop-file=PATH    quit the game when PATH appears (tests, tools)
@@ -24,6 +25,7 @@ const DEFAULTS := {
 	"runtime_port": 0,
 	"runtime_token": "",
 	"runtime_budget_ms": 250.0,
+	"runtime_in_flight": 1,
 }
 const PROVIDERS := {
 	"cpu": "CPUExecutionProvider",
@@ -36,6 +38,8 @@ var client: NeuralSSRuntimeClient
 var viewport: Node  # NeuralSSViewport (untyped so this file does not depend on its load order)
 var _present_ms: float = 0.0
 var _capture_ms: float = 0.0
+var _frame_capture_ms: float = 0.0
+var _frame_present_ms: float = 0.0
 var _record_dir: String = ""
 var _record_log: FileAccess
 var _record_frames: FileAccess
@@ -58,6 +62,7 @@ func _ready() -> void:
 	var prov := str(opts.get("nss-provider", setting("execution_provider")))
 	client.providers = PROVIDERS.get(prov, prov)
 	client.budget_ms = float(opts.get("nss-budget-ms", setting("runtime_budget_ms")))
+	client.max_in_flight = clampi(int(opts.get("nss-in-flight", setting("runtime_in_flight"))), 1, 4)
 	client.lockstep = opts.has("nss-lockstep")
 	_stop_file = str(opts.get("nss-stop-file", ""))
 	if opts.has("nss-record"):
@@ -113,11 +118,18 @@ func _process(_delta: float) -> void:
 		client.start()
 	if client.state == NeuralSSRuntimeClient.State.OFF:
 		return
-	if _record_frames != null:  # what this frame shows: the sequence a fault test checks for holes
-		_record_frames.store_line("%d %s %s" % [int(viewport.get("frame_index")),
+	if _record_frames != null:
+		# per frame: what it shows (a fault test checks the sequence for holes) and what the bridge cost
+		# the game thread since the previous line (capture readout, client work, texture upload)
+		_record_frames.store_line("%d %s %s %.3f %.3f %.3f %.3f" % [int(viewport.get("frame_index")),
 				"neural" if bool(viewport.call("neural_is_fresh")) else "bilinear",
-				NeuralSSRuntimeClient.State.keys()[client.state]])
+				NeuralSSRuntimeClient.State.keys()[client.state], _frame_capture_ms, client.game_thread_ms,
+				_frame_present_ms, float((viewport.get("stats") as Dictionary).get("frame", 0.0))])
 		_record_frames.flush()
+	viewport.call("set_stage_ms", "bridge", client.game_thread_ms)
+	client.game_thread_ms = 0.0
+	_frame_capture_ms = 0.0
+	_frame_present_ms = 0.0
 	var s: Dictionary = client.stats
 	viewport.call("set_stage_ms", "capture", _capture_ms)
 	for stage: String in ["transfer", "inference"]:
@@ -133,6 +145,7 @@ func _process(_delta: float) -> void:
 
 func _on_frame(frame: NeuralSSFrame) -> void:
 	_capture_ms = frame.capture_ms
+	_frame_capture_ms += frame.capture_ms
 	if int(viewport.get("mode")) == 2:
 		client.submit(frame)
 
@@ -141,6 +154,7 @@ func _on_upscaled(image: Image, frame_index: int) -> void:
 	var t0 := Time.get_ticks_usec()
 	viewport.call("set_upscaled_image", image)
 	_present_ms = (Time.get_ticks_usec() - t0) / 1000.0
+	_frame_present_ms += _present_ms
 	if not _record_dir.is_empty():
 		_record(image, frame_index)
 

@@ -57,6 +57,10 @@ var providers: String = "auto"
 var budget_ms: float = 250.0
 ## An in-flight frame without an answer for this long means the runtime hangs: reconnect.
 var stall_timeout_ms: float = 5000.0
+## Frames sent before their results arrive. 1: the game shows the upscale of frame N-1 while the
+## runtime works on frame N (lowest latency). 2: the runtime always has the next frame queued, so the
+## upscaled rate reaches the model's own rate even when the game's frames are long, one frame later.
+var max_in_flight: int = 1
 ## Ask for RGBA32F results instead of RGBA16F (twice the bytes; for exact comparisons).
 var f32_output: bool = false
 ## Test/recording mode: submit() waits for each result, so every frame is upscaled. Blocks the game.
@@ -72,9 +76,13 @@ var state: State = State.OFF
 var model_info: Dictionary = {}
 ## Last per-stage figures in ms (transfer, inference, runtime, latency) and the upscaled rate.
 var stats: Dictionary = {}
-## Counters since start: sent, results, late, errors, skipped, connections, outages.
+## Milliseconds the game thread spent in this client (sending, receiving, decoding results, handing them
+## out) since the owner last reset it to 0: the bridge's own cost per frame.
+var game_thread_ms: float = 0.0
+## Counters since start: sent, results, late, errors, skipped, connections, outages, in_flight_max.
 var counters: Dictionary = {
 	"sent": 0, "results": 0, "late": 0, "errors": 0, "skipped": 0, "connections": 0, "outages": 0,
+	"in_flight_max": 0,
 }
 
 var _peer: StreamPeerTCP
@@ -139,10 +147,17 @@ func is_ready() -> bool:
 ## Queues [param frame] for upscaling when the runtime is ready and idle; returns whether it was
 ## sent. Never blocks (except in [member lockstep] mode).
 func submit(frame: NeuralSSFrame) -> bool:
+	var t0 := Time.get_ticks_usec()
+	var sent := _submit(frame)
+	game_thread_ms += (Time.get_ticks_usec() - t0) / 1000.0
+	return sent
+
+
+func _submit(frame: NeuralSSFrame) -> bool:
 	poll()  # pick up a result that arrived since the last frame, so the runtime is never left idle
 	if state != State.READY:
 		return false
-	if not _in_flight.is_empty():
+	if _in_flight.size() >= maxi(1, max_in_flight):
 		_skipped += 1
 		counters["skipped"] += 1
 		return false
@@ -177,6 +192,7 @@ func submit(frame: NeuralSSFrame) -> bool:
 	_send_queue.append(frame.colour_depth)
 	_send_queue.append(frame.motion)
 	_in_flight[frame.index & 0xFFFFFFFF] = {"sent_ms": _now_ms(), "index": frame.index}
+	counters["in_flight_max"] = maxi(int(counters["in_flight_max"]), _in_flight.size())
 	_last_sent_index = frame.index
 	_last_size = frame.size
 	_skipped = 0
@@ -188,7 +204,9 @@ func submit(frame: NeuralSSFrame) -> bool:
 
 
 func _process(_delta: float) -> void:
+	var t0 := Time.get_ticks_usec()
 	poll()
+	game_thread_ms += (Time.get_ticks_usec() - t0) / 1000.0
 
 
 ## Pumps the connection: launch/connect/handshake progress, sending, receiving. Never blocks.

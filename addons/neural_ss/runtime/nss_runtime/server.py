@@ -48,6 +48,7 @@ class ServerConfig:
     read_timeout: float = 10.0  # a started message must complete within this
     gap_policy: str = "scale"  # frames skipped by the client: "scale" motion by (skipped+1) or "reset" history
     max_gap: int = 3  # more skipped frames than this always reset history
+    delay_ms: float = 0.0  # fault injection for tests and demos: a model this much slower
 
 
 def log(msg: str) -> None:
@@ -380,6 +381,8 @@ class Server:
         if bad:
             raise P.ProtocolError(P.E_BAD_FRAME, f"frame {fh.frame_id}: {bad}", fatal=False, frame_id=fh.frame_id)
         t1 = time.perf_counter()
+        if cfg.delay_ms > 0:
+            time.sleep(cfg.delay_ms / 1000.0)
         try:
             out = self.upscaler.upscale(planar[:3], planar[3:], mplanar, jitter=fh.jitter, cut=cut)
         except Exception as e:  # noqa: BLE001 - a frame the model rejects must not stop the server
@@ -471,6 +474,8 @@ def parse_args(argv=None) -> ServerConfig:
     ap.add_argument("--handshake-timeout", type=float, default=d.handshake_timeout, help="seconds for a HELLO")
     ap.add_argument("--read-timeout", type=float, default=d.read_timeout,
                     help="seconds within which a started message must complete")
+    ap.add_argument("--delay-ms", type=float, default=0.0,
+                    help="add this much time to every frame (fault injection: a slower model)")
     ap.add_argument("--gap-policy", choices=["scale", "reset"], default=d.gap_policy,
                     help="frames the game skipped: extrapolate motion or reset history")
     a = ap.parse_args(argv)
@@ -480,7 +485,7 @@ def parse_args(argv=None) -> ServerConfig:
     return ServerConfig(model=a.model, scale=a.scale, port=a.port, token=a.token, providers=providers,
                         threads=a.threads, ready_file=a.ready_file, parent_pid=a.parent_pid,
                         max_width=a.max_width, max_height=a.max_height, gap_policy=a.gap_policy,
-                        handshake_timeout=a.handshake_timeout, read_timeout=a.read_timeout)
+                        handshake_timeout=a.handshake_timeout, read_timeout=a.read_timeout, delay_ms=a.delay_ms)
 
 
 def main(argv=None) -> int:
