@@ -130,6 +130,18 @@ class SequenceMeta:
 
 # --- atomic writes -----------------------------------------------------------
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give the temp file the mode a plain open() would (mkstemp makes 0600), then rename it into place."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +151,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -208,7 +220,7 @@ def write_frame(path: str | os.PathLike, frame: Frame) -> None:
     try:
         with OpenEXR.File(parts) as f:
             f.write(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

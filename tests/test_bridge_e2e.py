@@ -56,6 +56,36 @@ def test_shipped_model_beats_bilinear(godot, tmp_path):
     assert Path(rep["picture"]).stat().st_size > 10_000
 
 
+def test_demo_starts_its_runtime_with_the_default_model(godot, tmp_path):
+    """What F5 does: the demo in NEURAL mode starts the runtime itself (OS.create_process) with the model of
+    its Project Settings (res://models/fast_x2.onnx) and shows neural frames. Only the Python is given:
+    this machine's python3 has no onnxruntime."""
+    if not SHIPPED.exists():
+        pytest.skip("models/fast_x2.onnx (the shipped model) is not in the tree yet")
+    base = sys.base_prefix
+    if godot.kind == "chroot" and base.startswith("/usr"):
+        pytest.skip("the chroot cannot run the host's system Python (only a Python outside /usr can be bound)")
+    rec = tmp_path / "rec"
+    args = ["--audio-driver", "Dummy", "--", "--low", "160x90", "--scale", "2", "--mode", "neural",
+            "--quit-after-frames", "400", "--nss-runtime-command", sys.executable, "--nss-record", str(rec),
+            "--nss-budget-ms", "100000", "--nss-stop-file", str(tmp_path / "stop")]
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=godot.run(
+        ["--path", str(R.PROJECT), *args], 400, display=True,
+        paths=[str(R.PROJECT), base] if godot.kind == "chroot" else None)))
+    t.start()
+    try:
+        wait_for(lambda: shown(rec).count("neural") >= 3, 300, "neural frames from the runtime the demo started")
+    finally:
+        (tmp_path / "stop").touch()
+        t.join(400)
+    r = result["r"]
+    assert not r.timed_out and not r.errors(), r.errors()
+    assert "runtime ready: model fast_x2" in r.output
+    started = [ln for ln in r.output.splitlines() if "neural_ss: started runtime" in ln]
+    assert len(started) == 1 and "/models/fast_x2.onnx" in started[0]
+
+
 def test_demo_pipeline_is_exact(godot, tmp_path):
     """Every captured frame is upscaled (lock-step) and the game receives exactly what the Session
     computes from the frames the game captured: capture -> bridge -> runtime -> presentation."""

@@ -24,6 +24,7 @@ import copy
 import datetime
 import io
 import json
+import os
 import sys
 import time
 import warnings

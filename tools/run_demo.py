@@ -7,7 +7,9 @@
 3. runs godot_project/ in NEURAL mode (real rendering; under Xvfb when there is no display) for a
    fixed number of frames with deterministic scene time, recording every upscaled frame and the
    low-res frames it came from (lock-step: every frame is upscaled),
-4. runs the same frames again rendered natively at the output size (the reference),
+4. runs the same frames again rendered natively (the reference): at the output size times --ref-ss
+   (default 2) and box-filtered down to the output size, i.e. a 4-samples-per-pixel native render; the
+   network is trained towards supersampled targets, and a 1-sample raster is itself aliased (--ref-ss 1),
 5. writes OUT/side_by_side.png (native | bilinear | neural, and a 3x zoom of a detail), OUT/report.json
    (PSNR of neural and bilinear against native per frame, per-stage timings) and prints the figures.
 """
@@ -99,7 +101,7 @@ def run_godot(godot, args: list[str], timeout: float, what: str):
 
 def run_demo(godot, model: str, out: Path, frames: int = 8, low: tuple[int, int] = (320, 180), scale: int = 2,
              warmup: int = 3, time_scale: float = 4.0, threads: int | None = None, timeout: float = 400,
-             extra_runtime: tuple[str, ...] = (), native: bool = True) -> dict:
+             extra_runtime: tuple[str, ...] = (), native: bool = True, ref_ss: int = 2) -> dict:
     """Neural run + native reference run. Returns the run's facts (paths, Godot output, runtime log)."""
     if out.exists():
         shutil.rmtree(out)
@@ -116,8 +118,9 @@ def run_demo(godot, model: str, out: Path, frames: int = 8, low: tuple[int, int]
     res = {"out": out, "neural_output": neural.output, "neural_seconds": neural_s,
            "runtime_log": rt.log_path.read_text()}
     if native:
-        nat = run_godot(godot, demo_args((low[0] * scale, low[1] * scale), 1, frames, warmup, out / "native",
-                                         "bilinear", time_scale), timeout, "native reference run")
+        ref = (low[0] * scale * ref_ss, low[1] * scale * ref_ss)
+        nat = run_godot(godot, demo_args(ref, 1, frames, warmup, out / "native", "bilinear", time_scale), timeout,
+                        "native reference run")
         res["native_output"] = nat.output
     return res
 
@@ -152,6 +155,14 @@ def bilinear_up(lo: np.ndarray, s: int) -> np.ndarray:
     return top * (1 - fy[:, None]) + bot * fy[:, None]
 
 
+def box_down(x: np.ndarray, k: int) -> np.ndarray:
+    """(3, k*h, k*w) -> (3, h, w), mean of each k x k block (in linear light)."""
+    if k == 1:
+        return x
+    c, h, w = x.shape
+    return x.reshape(c, h // k, k, w // k, k).mean(axis=(2, 4))
+
+
 def load_raw(raw_dir: Path) -> dict[int, np.ndarray]:
     """Captured frames (demo --capture) by frame index -> linear colour (3, h, w)."""
     from nss_train.godot_capture import raw_frames, read_raw_frame
@@ -175,8 +186,11 @@ def load_neural(rec: Path) -> tuple[dict[int, np.ndarray], list[dict]]:
 
 def compare(out: Path, scale: int) -> dict:
     low = load_raw(out / "lowres" / "raw")
-    nat = load_raw(out / "native" / "raw")
     neural, timings = load_neural(out / "neural")
+    nat = load_raw(out / "native" / "raw")
+    some = next(iter(low.values()))
+    ref_ss = next(iter(nat.values())).shape[1] // (some.shape[1] * scale)
+    nat = {i: box_down(x, ref_ss) for i, x in nat.items()}
     common = sorted(set(low) & set(nat) & set(neural))
     if not common:
         raise DemoError(f"no frame index is in all of lowres {sorted(low)}, native {sorted(nat)}, "
@@ -191,6 +205,7 @@ def compare(out: Path, scale: int) -> dict:
                                                      "frame")}
     report = {
         "frames": len(common), "model": timings[0]["model"], "provider": timings[0]["provider"],
+        "reference": f"native render at {ref_ss}x{ref_ss} samples per output pixel (box filter)",
         "psnr_neural_mean": float(np.mean([r["psnr_neural"] for r in rows])),
         "psnr_bilinear_mean": float(np.mean([r["psnr_bilinear"] for r in rows])),
         "per_frame": rows, "stage_ms_median": stages,
@@ -242,6 +257,8 @@ def main(argv=None) -> int:
     ap.add_argument("--low", default="320x180", help="low-res size WxH (output = low x scale)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--time-scale", type=float, default=4.0, help="scene time speed (motion per frame)")
+    ap.add_argument("--ref-ss", type=int, default=2, choices=(1, 2, 3, 4),
+                    help="the native reference is rendered at this many times the output size, then box-filtered")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
     ap.add_argument("--out", default=str(ROOT / "out" / "demo"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per Godot run")
@@ -273,13 +290,15 @@ def main(argv=None) -> int:
             raise DemoError(f"editor import of {PROJECT} failed: {r.errors() or 'timeout'}")
         print(f"run_demo: neural run ({a.frames} frames, {low[0]}x{low[1]} -> {low[0] * scale}x{low[1] * scale}) "
               "and native reference run ...")
-        run_demo(godot, a.model, Path(a.out), a.frames, low, scale, a.warmup, a.time_scale, a.threads, a.timeout)
+        run_demo(godot, a.model, Path(a.out), a.frames, low, scale, a.warmup, a.time_scale, a.threads, a.timeout,
+                 ref_ss=a.ref_ss)
         rep = compare(Path(a.out), scale)
     except (DemoError, GodotError) as e:
         print(f"run_demo: {e}", file=sys.stderr)
         return 1
     s = rep["stage_ms_median"]
     print(f"model {rep['model']} on {rep['provider']}, {rep['frames']} frames")
+    print(f"reference: {rep['reference']}")
     print(f"PSNR vs native: neural {rep['psnr_neural_mean']:.2f} dB, bilinear {rep['psnr_bilinear_mean']:.2f} dB "
           f"({rep['neural_minus_bilinear_db']:+.2f} dB)")
     print(f"ms per frame (median): capture {s['capture']:.2f}, transfer {s['transfer']:.2f}, inference "

@@ -32,11 +32,19 @@ from .contract import colour_forward
 from .session import Session, SessionError
 
 
+def _public(tmp: str) -> None:
+    """mkstemp makes 0600 files; outputs get the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        _public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -76,6 +84,7 @@ def write_exr(path: Path, rgb: np.ndarray) -> None:
     try:
         with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, chans) as f:
             f.write(tmp)
+        _public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
