@@ -58,7 +58,9 @@ func _ready() -> void:
 		ns.scale_factor = int(args["scale"])
 	ns.show_stats = 1
 	add_child(ns)
-	var mode_name: String = args.get("mode", "bilinear")
+	# F5 shows the neural upscale; captures and benchmarks default to the plain path they measure.
+	var default_mode := "bilinear" if (args.has("capture") or args.has("bench")) else "neural"
+	var mode_name: String = args.get("mode", default_mode)
 	var m := NeuralSSViewport.MODE_NAMES.find(mode_name)
 	if m < 0:
 		_fail("--mode %s: expected one of %s" % [mode_name, NeuralSSViewport.MODE_NAMES])

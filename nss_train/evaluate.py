@@ -96,7 +96,6 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
     model, cfg, ckpt = (None, None, {})
     if model_path:
         model, cfg, ckpt = load_checkpoint(model_path)
-        torch.set_grad_enabled(False)
     if not data:
         data = list(ckpt.get("data", {}).get("val_sequences", []))
         if not data:

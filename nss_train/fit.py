@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from nss_train import frames as FR
 from nss_train.losses import NSSLoss, psnr, ssim, to_display
-from nss_train.model import (CheckpointError, ModelConfig, build_model, colour_forward, load_checkpoint,
+from nss_train.model import (CheckpointError, ModelConfig, build_model, colour_forward,
                              param_count, read_checkpoint, save_checkpoint)
 
 log = logging.getLogger("nss_train.fit")

@@ -1,5 +1,4 @@
 """Training: a tiny model overfits one window; Ctrl-C + --resume continues the same run exactly; checkpoints."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,6 +1,6 @@
 """Run the Godot demo end to end with the neural upscaler and show what it does.
 
-    python tools/run_demo.py [--model models/fast_x2.onnx] [--frames 8] [--low 320x180] [--out out/demo]
+    python tools/run_demo.py [--model models/fast_x2_godot.onnx] [--frames 8] [--low 320x180] [--out out/demo]
 
 1. gets a Godot 4 (tools/godot_env.py: $GODOT / PATH, else the cached Debian-sid chroot),
 2. starts the runtime (`python -m nss_runtime.server`) with the shipped model on 127.0.0.1,
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addons" / "neural_ss" / "runtime"))
 PROJECT = ROOT / "godot_project"
-DEFAULT_MODEL = ROOT / "models" / "fast_x2.onnx"
+DEFAULT_MODEL = ROOT / "models" / "fast_x2_godot.onnx"
 
 
 class DemoError(RuntimeError):

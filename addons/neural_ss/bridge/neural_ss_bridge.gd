@@ -19,7 +19,7 @@ extends Node
 ## (both --key=value and --key value are accepted)
 
 const DEFAULTS := {
-	"model_path": "res://models/fast_x2.onnx",
+	"model_path": "res://models/fast_x2_godot.onnx",
 	"runtime_command": "",
 	"execution_provider": "cpu",
 	"runtime_port": 0,
