@@ -214,8 +214,12 @@ def test_two_frames_in_flight_results_in_order_and_exact(godot, project, model, 
     ref = Session(str(model))
     prev = None
     for i in sent:
-        cut = prev is None or i - prev - 1 > 3
-        want = ref.upscale_packed(*frame_arrays(i), cut=cut)
+        gap = 0 if prev is None else i - prev - 1  # frames the game did not send (server: gap_policy "scale")
+        cut = prev is None or gap > 3
+        rgbd, motion = frame_arrays(i)
+        if gap and not cut:
+            motion = motion * np.float32(gap + 1)  # the server's constant-velocity guess over the gap
+        want = ref.upscale_packed(rgbd, motion, cut=cut)
         prev = i
         f = tmp_path / "out" / f"neural_{i:03d}.bin"
         if f.exists():
