@@ -38,7 +38,7 @@ var bench: Dictionary = {}
 
 
 func _ready() -> void:
-	args = _parse_args()
+	args = NeuralSSSettings.user_args()
 	var low := Vector2i(640, 360)
 	if args.has("low"):
 		var p: PackedStringArray = String(args["low"]).split("x")
@@ -84,20 +84,6 @@ func _ready() -> void:
 		bench = {"block": int(args.get("block", "10")), "on": [], "off": [], "callback_ms": [],
 				"delivered": 0}
 		ns.frame_captured.connect(func(_f: NeuralSSFrame) -> void: bench["delivered"] += 1)
-
-
-func _parse_args() -> Dictionary:
-	var out := {}
-	var a := OS.get_cmdline_user_args()
-	var i := 0
-	while i < a.size():
-		if a[i].begins_with("--"):
-			var has_value := i + 1 < a.size() and not a[i + 1].begins_with("--")
-			out[a[i].substr(2)] = a[i + 1] if has_value else "1"
-			i += 2 if has_value else 1
-		else:
-			i += 1
-	return out
 
 
 func _fail(msg: String) -> void:

@@ -52,3 +52,19 @@ def tiny_onnx_model(tmp_path_factory, export_onnx):
     path = tmp_path_factory.mktemp("onnx") / "tiny_fast_x2.onnx"
     model, _ = export_onnx.export_tiny(path, preset="fast", scale=2, n_prev=2)
     return path, model
+
+
+@pytest.fixture(scope="session")
+def godot():
+    """Godot 4 (nss_train.godot_env: $GODOT, PATH, or the project's chroot). Skipped where there is none,
+    except on CI (CI=true) or with NSS_REQUIRE_GODOT=1, where a missing Godot is a failure."""
+    import os
+
+    from nss_train.godot_env import GodotError, find_godot
+
+    try:
+        return find_godot()
+    except GodotError as e:
+        if os.environ.get("NSS_REQUIRE_GODOT") == "1" or os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"no Godot 4: {e}")

@@ -120,16 +120,6 @@ func _process(_delta: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def godot():
-    from nss_train.godot_env import GodotError, find_godot
-
-    try:
-        return find_godot()
-    except GodotError as e:
-        pytest.skip(f"no Godot 4: {e}")
-
-
-@pytest.fixture(scope="module")
 def project(godot, tmp_path_factory) -> Path:
     """A minimal project holding only the bridge and the frame class (the addon's other parts are not needed)."""
     p = tmp_path_factory.mktemp("bridge_project")

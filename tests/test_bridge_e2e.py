@@ -30,13 +30,8 @@ SHIPPED = ROOT / "models" / "fast_x2_godot.onnx"  # the addon's default: fast_x2
 
 
 @pytest.fixture(scope="module")
-def godot():
-    from nss_train.godot_env import GodotError, find_godot
-
-    try:
-        g = find_godot()
-    except GodotError as e:
-        pytest.skip(f"no Godot 4: {e}")
+def godot(godot):
+    g = godot  # the session's Godot (tests/conftest.py), with the demo project imported once here
     r = g.import_project(R.PROJECT, timeout=600)
     assert not r.timed_out and not r.errors(), r.errors()
     return g

@@ -37,16 +37,6 @@ OFFSET_GAP_DB = 1.5
 
 
 @pytest.fixture(scope="module")
-def godot():
-    try:
-        return find_godot()
-    except GodotError as e:
-        if os.environ.get("NSS_REQUIRE_GODOT") == "1":
-            raise
-        pytest.skip(f"no Godot 4: {e}")
-
-
-@pytest.fixture(scope="module")
 def captured(godot, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("paired") / "demo"
     C.capture(C.CaptureConfig(out=str(out), **CFG), progress=False)

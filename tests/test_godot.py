@@ -31,16 +31,6 @@ WALLS = (6.0, 11.0)
 BOX_DEPTH = 3.75
 
 
-@pytest.fixture(scope="session")
-def godot():
-    try:
-        return find_godot()
-    except GodotError as e:
-        if os.environ.get("NSS_REQUIRE_GODOT") == "1":
-            raise
-        pytest.skip(f"no Godot 4: {e}")
-
-
 def check(r: RunResult, marker: str | None = None, rc: int = 0) -> str:
     """Assert a Godot run ended as expected; return its output."""
     tail = "\n".join(r.output.splitlines()[-40:])

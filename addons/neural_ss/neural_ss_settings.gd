@@ -47,3 +47,23 @@ static func unregister() -> void:
 		var spec: Array = SETTINGS[name]
 		if ProjectSettings.has_setting(key) and ProjectSettings.get_setting(key) == spec[0]:
 			ProjectSettings.set_setting(key, null)
+
+
+## User arguments after "--" as a dictionary: "--key value" and "--key=value" -> key: value,
+## a bare "--flag" -> flag: "1".
+static func user_args() -> Dictionary:
+	var out := {}
+	var a := OS.get_cmdline_user_args()
+	var i := 0
+	while i < a.size():
+		if a[i].begins_with("--"):
+			var kv := a[i].substr(2).split("=", true, 1)
+			if kv.size() > 1:
+				out[kv[0]] = kv[1]
+			elif i + 1 < a.size() and not a[i + 1].begins_with("--"):
+				out[kv[0]] = a[i + 1]
+				i += 1
+			else:
+				out[kv[0]] = "1"
+		i += 1
+	return out

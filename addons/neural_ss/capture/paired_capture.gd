@@ -63,7 +63,7 @@ var _failed: bool = false
 
 func _ready() -> void:
 	process_priority = 990  # after the game's own scripts, before NeuralSSViewport (1000)
-	args = _parse_args()
+	args = NeuralSSSettings.user_args()
 	if not _configure():
 		return
 	var packed := load(args["scene"]) as PackedScene
@@ -373,20 +373,6 @@ func _find_viewport(n: Node) -> NeuralSSViewport:
 		if v != null:
 			return v
 	return null
-
-
-func _parse_args() -> Dictionary:
-	var out := {}
-	var a := OS.get_cmdline_user_args()
-	var i := 0
-	while i < a.size():
-		if a[i].begins_with("--"):
-			var has_value := i + 1 < a.size() and not a[i + 1].begins_with("--")
-			out[a[i].substr(2)] = a[i + 1] if has_value else "1"
-			i += 2 if has_value else 1
-		else:
-			i += 1
-	return out
 
 
 func _fail(msg: String) -> bool:
