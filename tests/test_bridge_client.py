@@ -149,7 +149,7 @@ def frame_arrays(i: int):
     """The same synthetic frame as make_frame() in the GDScript game."""
     y, x = np.mgrid[0:H, 0:W]
     rgbd = np.zeros((H, W, 4), np.float32)
-    rgbd[..., 0] = np.mod(x * np.float32(0.05) + np.float32(i * 0.01), 1.0)
+    rgbd[..., 0] = np.mod(x * 0.05 + i * 0.01, 1.0)  # float64 like GDScript's fposmod, so the wrap lands alike
     rgbd[..., 1] = y / np.float32(H)
     rgbd[..., 2] = 0.25 + 0.5 * ((x + y + i) % 2)
     rgbd[..., 3] = 5.0 + x

@@ -15,6 +15,12 @@ const SETTINGS := {
 	"runtime_command": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
 	"execution_provider": ["cpu", TYPE_STRING, PROPERTY_HINT_ENUM, "cpu,cuda,tensorrt"],
 	"show_stats_overlay": [false, TYPE_BOOL, PROPERTY_HINT_NONE, ""],
+	# the runtime bridge's own settings (bridge/neural_ss_bridge.gd DEFAULTS holds the same defaults so the
+	# bridge works on its own; tests/test_settings_agree.py keeps the two equal)
+	"runtime_port": [0, TYPE_INT, PROPERTY_HINT_RANGE, "0,65535"],
+	"runtime_token": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
+	"runtime_budget_ms": [250.0, TYPE_FLOAT, PROPERTY_HINT_RANGE, "1,10000,1,suffix:ms"],
+	"runtime_in_flight": [1, TYPE_INT, PROPERTY_HINT_ENUM, "1:1,2:2"],
 }
 
 
