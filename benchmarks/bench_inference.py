@@ -34,6 +34,7 @@ for p in (ROOT, ROOT / "tools", ROOT / "addons" / "neural_ss" / "runtime"):
         sys.path.insert(0, str(p))
 
 import export_onnx as E  # noqa: E402
+from probe import matmul_probe  # noqa: E402
 from nss_runtime.session import Session  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -71,19 +72,6 @@ def export_window(model, path: Path, h: int, w: int) -> None:
                                  dynamic_shapes=({3: H, 4: W}, {3: H, 4: W}, {3: H, 4: W}, None))
     from nss_train.frames import atomic_write_bytes
     atomic_write_bytes(path, prog.model_proto.SerializeToString())
-
-
-def matmul_probe(n: int = 1024, reps: int = 3) -> float:
-    """GFLOP/s of one fp32 n x n matmul (torch, MKL/oneDNN, the same threads)."""
-    import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
 
 
 def peak_memory_mb(model: Path, w: int, h: int, threads: int, frames: int = 3) -> dict:

@@ -30,19 +30,9 @@ sys.path.insert(0, str(ROOT))
 from nss_train import baselines as B  # noqa: E402
 from nss_train.frames import atomic_write_bytes  # noqa: E402
 from nss_train.model import ModelConfig, build_model, param_count  # noqa: E402
+from probe import matmul_probe  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def matmul_probe(n: int = 1024, reps: int = 3) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
 
 
 def frame(h: int, w: int, seed: int = 0):
