@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nss_runtime.atomic import atomic_path, atomic_write_bytes  # noqa: F401  (re-exported)
 from nss_runtime.contract import (  # noqa: F401  (re-exported: one contract)
     BUFFERS,
     COLOUR_TRANSFORM,
@@ -128,33 +128,7 @@ class SequenceMeta:
         return m
 
 
-# --- atomic writes -----------------------------------------------------------
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
-def _publish(tmp: str, path: Path) -> None:
-    """Give the temp file the mode a plain open() would (mkstemp makes 0600), then rename it into place."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# --- atomic writes: nss_runtime.atomic (re-exported here for nss_train's writers) ---------------------
 
 
 def write_meta(seq_dir: str | os.PathLike, meta: SequenceMeta) -> None:
@@ -214,16 +188,8 @@ def write_frame(path: str | os.PathLike, frame: Frame) -> None:
         if frame.target_motion is not None:
             tgt["motion"] = np.asarray(frame.target_motion, np.float32)
         parts.append(OpenEXR.Part(header(TARGET_PART), _part_channels(tgt)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.exr")
-    os.close(fd)
-    try:
-        with OpenEXR.File(parts) as f:
-            f.write(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.exr") as tmp, OpenEXR.File(parts) as f:
+        f.write(tmp)
 
 
 def _read_buffer(channels: dict, name: str, path: Path, part: str) -> np.ndarray | None:

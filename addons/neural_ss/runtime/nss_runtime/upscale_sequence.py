@@ -21,34 +21,15 @@ import argparse
 import os
 import struct
 import sys
-import tempfile
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path, atomic_write_bytes
 from .contract import colour_forward
 from .session import Session, SessionError
-
-
-def _public(tmp: str) -> None:
-    """mkstemp makes 0600 files; outputs get the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
@@ -71,7 +52,7 @@ def png_bytes(rgb8: np.ndarray) -> bytes:
 def write_png(path: Path, rgb: np.ndarray, exposure: float = 1.0) -> None:
     """rgb (3, H, W) linear -> 8-bit sRGB PNG."""
     enc = srgb_encode(rgb.transpose(1, 2, 0) * exposure)
-    atomic_write(path, png_bytes((enc * 255.0 + 0.5).astype(np.uint8)))
+    atomic_write_bytes(path, png_bytes((enc * 255.0 + 0.5).astype(np.uint8)))
 
 
 def write_exr(path: Path, rgb: np.ndarray) -> None:
@@ -79,16 +60,9 @@ def write_exr(path: Path, rgb: np.ndarray) -> None:
     import OpenEXR
 
     chans = {c: np.ascontiguousarray(rgb[i], dtype=np.float32) for i, c in enumerate("RGB")}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.exr")
-    os.close(fd)
-    try:
-        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, chans) as f:
-            f.write(tmp)
-        _public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.exr") as tmp, \
+            OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, chans) as f:
+        f.write(tmp)
 
 
 def read_exr_rgb(path: Path) -> np.ndarray:
