@@ -121,13 +121,14 @@ func _process(_delta: float) -> bool:
 
 @pytest.fixture(scope="module")
 def project(godot, tmp_path_factory) -> Path:
-    """A minimal project holding only the bridge and the frame class (the addon's other parts are not needed)."""
+    """A minimal project holding only the bridge, the frame class and the settings table (the addon's other parts are not needed)."""
     p = tmp_path_factory.mktemp("bridge_project")
     (p / "project.godot").write_text('config_version=5\n\n[application]\nconfig/name="bridge test"\n')
     (p / "addons" / "neural_ss").mkdir(parents=True)
     (p / "addons" / "neural_ss" / "bridge").symlink_to(ADDON / "bridge")
     (p / "addons" / "neural_ss" / "runtime").symlink_to(ADDON / "runtime")
     (p / "addons" / "neural_ss" / "neural_ss_frame.gd").symlink_to(ADDON / "neural_ss_frame.gd")
+    (p / "addons" / "neural_ss" / "neural_ss_settings.gd").symlink_to(ADDON / "neural_ss_settings.gd")
     (p / "game.gd").write_text(GAME)
     r = godot.import_project(p, timeout=300)
     assert not r.timed_out and not r.errors(), r.output[-3000:]

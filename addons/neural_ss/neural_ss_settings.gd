@@ -15,8 +15,7 @@ const SETTINGS := {
 	"runtime_command": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
 	"execution_provider": ["cpu", TYPE_STRING, PROPERTY_HINT_ENUM, "cpu,cuda,tensorrt"],
 	"show_stats_overlay": [false, TYPE_BOOL, PROPERTY_HINT_NONE, ""],
-	# the runtime bridge's own settings (bridge/neural_ss_bridge.gd DEFAULTS holds the same defaults so the
-	# bridge works on its own; tests/test_settings_agree.py keeps the two equal)
+	# the runtime bridge's (bridge/neural_ss_bridge.gd)
 	"runtime_port": [0, TYPE_INT, PROPERTY_HINT_RANGE, "0,65535"],
 	"runtime_token": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
 	"runtime_budget_ms": [250.0, TYPE_FLOAT, PROPERTY_HINT_RANGE, "1,10000,1,suffix:ms"],

@@ -18,15 +18,6 @@ extends Node
 ##                                 --nss-stop-file=PATH    quit the game when PATH appears (tests, tools)
 ## (both --key=value and --key value are accepted)
 
-const DEFAULTS := {
-	"model_path": "res://models/fast_x2_godot.onnx",
-	"runtime_command": "",
-	"execution_provider": "cpu",
-	"runtime_port": 0,
-	"runtime_token": "",
-	"runtime_budget_ms": 250.0,
-	"runtime_in_flight": 1,
-}
 const PROVIDERS := {
 	"cpu": "CPUExecutionProvider",
 	"cuda": "CUDAExecutionProvider,CPUExecutionProvider",
@@ -82,27 +73,18 @@ func _ready() -> void:
 	viewport.frame_captured.connect(_on_frame)
 
 
-## A Project Setting under neural_ss/ with the bridge's default when the project has none.
+## A Project Setting under neural_ss/ (NeuralSSSettings holds the one table of defaults).
 static func setting(name: String) -> Variant:
-	return ProjectSettings.get_setting("neural_ss/" + name, DEFAULTS[name])
+	return NeuralSSSettings.get_value(name)
 
 
-## User arguments after "--" as a dictionary: --key=value, --flag -> "1".
+## The bridge's own user arguments after "--" (those starting with --nss-).
 static func user_options() -> Dictionary:
 	var opts := {}
-	var a := OS.get_cmdline_user_args()
-	var i := 0
-	while i < a.size():
-		if a[i].begins_with("--nss-"):
-			var kv := a[i].substr(2).split("=", true, 1)
-			if kv.size() > 1:
-				opts[kv[0]] = kv[1]
-			elif i + 1 < a.size() and not a[i + 1].begins_with("--"):
-				opts[kv[0]] = a[i + 1]
-				i += 1
-			else:
-				opts[kv[0]] = "1"
-		i += 1
+	var args := NeuralSSSettings.user_args()
+	for key: String in args:
+		if key.begins_with("nss-"):
+			opts[key] = args[key]
 	return opts
 
 
