@@ -44,7 +44,7 @@ def describe(root: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shipped", default="models/fast_x2.pt")
-    ap.add_argument("--train", default="data/godot_demo/train", help="captured training sequences")
+    ap.add_argument("--train", nargs="+", default=["data/godot_demo/train"], help="captured training sequences")
     ap.add_argument("--test", default="data/godot_demo/test", help="held-out captured sequences")
     ap.add_argument("--also", nargs="*", default=[], help="more held-out datasets to evaluate both models on")
     ap.add_argument("--run", default="runs/finetune_demo", help="fine-tune run directory")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     last = run / "last.pt"
-    cfg = TrainConfig(data=[a.train], out=str(run), init=a.shipped, steps=a.steps, lr=a.lr, batch=a.batch,
+    cfg = TrainConfig(data=list(a.train), out=str(run), init=a.shipped, steps=a.steps, lr=a.lr, batch=a.batch,
                       crop=a.crop, val_every=max(1, a.steps // 4), warmup=min(20, a.steps // 10),
                       threads=a.threads)
     if last.is_file() and read_checkpoint(last)["step"] >= a.steps:
@@ -76,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         ev = {}
         for label, ckpt in (("shipped", a.shipped), ("finetuned", str(tuned))):
             r = evaluate(ckpt, data, prefix=str(run / f"eval_{name}_{label}"), crops=2,
-                         methods=("bilinear", "bicubic"), max_frames=a.max_frames)
+                         methods=("bilinear", "bicubic", "taa"), max_frames=a.max_frames)
             ev[label] = r["summary"]["model"]
             ev.setdefault("bicubic", r["summary"]["bicubic"])
             ev.setdefault("bilinear", r["summary"]["bilinear"])
+            ev.setdefault("taa", r["summary"]["taa"])
         ev["finetuned_vs_shipped"] = {"psnr_gain_db": ev["finetuned"]["psnr"] - ev["shipped"]["psnr"],
                                       "flip_ratio": ev["finetuned"]["flip"] / ev["shipped"]["flip"]}
         ev["finetuned_vs_bicubic"] = {"psnr_gain_db": ev["finetuned"]["psnr"] - ev["bicubic"]["psnr"],
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetuned": str(tuned), "finetune": {"steps": a.steps, "lr": a.lr, "batch": a.batch, "crop": a.crop,
                                               "best_step": ck.get("metrics", {}).get("best_step"),
                                               "minutes_this_run": round(train_minutes, 2)},
-        "train_data": describe(a.train), "results": results,
+        "train_data": [describe(t) for t in a.train], "results": results,
         "metrics": "display values (Reinhard + sRGB, [0,1]); PSNR/SSIM higher is better; FLIP (LDR) and "
                    "temporal lower is better",
     }
@@ -112,7 +113,7 @@ def table(out: dict) -> str:
         d = ev["data"]
         lines += [f"\n{name}: {d['sequences']} sequences, {ev.get('frames_evaluated', d['frames'])} frames evaluated, {d['lowres'][0]}x{d['lowres'][1]} "
                   f"x{d['scale']}", "", "| method | PSNR dB | SSIM | FLIP | temporal |", "|---|---|---|---|---|"]
-        for m in ("finetuned", "shipped", "bicubic", "bilinear"):
+        for m in ("finetuned", "shipped", "bilinear", "bicubic", "taa"):
             s = ev[m]
             tmp = "-" if s["temporal"] is None else f"{s['temporal']:.4f}"
             lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['flip']:.4f} | {tmp} |")

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nss_runtime.contract import SCALES
 from nss_train import frames as FR
 from nss_train.losses import NSSLoss, psnr, ssim, to_display
 from nss_train.model import (CheckpointError, ModelConfig, build_model, colour_forward,
@@ -43,7 +44,7 @@ class TrainConfig:
     data: list[str] | None = None  # dataset roots/sequences; None: the built-in default dataset (rendered if absent)
     out: str = "runs/default"
     preset: str = "fast"
-    n_prev: int = 4
+    n_prev: int = 0  # previous frames; 0: the preset's own (nsrr 4, fast 2), or the --init checkpoint's
     steps: int = 400
     batch: int = 8  # global batch (split over DDP ranks)
     crop: int = 48  # square training crop, low-res pixels
@@ -275,19 +276,26 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if not val_dirs:
         raise FitError(f"{', '.join(cfg.data)}: needs at least 2 sequences (one held out for validation); found "
                        f"{len(train_dirs)}")
+    init_src = None
+    if cfg.init:  # fine-tuning: the init checkpoint's architecture; its weights are loaded below
+        init_src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
+        init_cfg = ModelConfig.from_dict(init_src["config"], where=f"{cfg.init}: config")
+        if cfg.n_prev and cfg.n_prev != init_cfg.n_prev:
+            raise FitError(f"--init {cfg.init}: model has n_prev {init_cfg.n_prev}; --n-prev is {cfg.n_prev}")
+        cfg.n_prev = init_cfg.n_prev
+    elif not cfg.n_prev:  # 0: the preset's own number of previous frames
+        cfg.n_prev = ModelConfig.preset(cfg.preset, scale=SCALES[0]).n_prev
     train_ds = WindowDataset(train_dirs, n_prev=cfg.n_prev, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
                              skip_bad=cfg.skip_bad)
     val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False, skip_bad=cfg.skip_bad)
     scale = train_ds.scale
     mcfg = ModelConfig.preset(cfg.preset, scale=scale, n_prev=cfg.n_prev)
     init_ckpt = None
-    if cfg.init:  # fine-tuning: the init checkpoint's architecture; its weights are loaded below
-        src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
-        mcfg = ModelConfig.from_dict(src["config"], where=f"{cfg.init}: config")
-        if (mcfg.scale, mcfg.n_prev) != (scale, cfg.n_prev):
-            raise FitError(f"--init {cfg.init}: model is x{mcfg.scale} with n_prev {mcfg.n_prev}; the data is "
-                           f"x{scale} and --n-prev is {cfg.n_prev}")
-        init_ckpt = src if ckpt is None else None
+    if cfg.init:
+        mcfg = init_cfg
+        if mcfg.scale != scale:
+            raise FitError(f"--init {cfg.init}: model is x{mcfg.scale}; the data is x{scale}")
+        init_ckpt = init_src if ckpt is None else None
     if cfg.crop % mcfg.multiple:
         raise FitError(f"--crop {cfg.crop}: must be a multiple of {mcfg.multiple} for preset {cfg.preset!r}")
     if ckpt is not None and ModelConfig.from_dict(ckpt["config"]) != mcfg:

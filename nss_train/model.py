@@ -6,11 +6,15 @@ Two presets share one pipeline (ModelConfig.preset):
         weights), zero-upsampling, bilinear motion upsampling with backward
         accumulation, grid_sample warping, feature reweighting on the warped
         RGB-D (tanh -> [0, 10]) and a U-Net at the OUTPUT resolution.
-  fast  our real-time variant (after Mercier et al., ICCV 2023): the previous
-        frames contribute only their RGB-D, warped at high resolution and then
-        folded back to low resolution (space-to-depth); reweighting and a narrow
-        U-Net run at INPUT resolution, a depth-to-space finishes, and the network
+  fast  our real-time variant (after Mercier et al., ICCV 2023): 2 previous
+        frames contribute only their RGB-D; the network runs at INPUT resolution
+        on folded (space-to-depth) tensors, a depth-to-space finishes, and it
         predicts a residual over the bilinear upsample of the current frame.
+        Its geometry is cheap on purpose (`gather_warp`): flows accumulate at
+        low resolution, and the warp of a zero-upsampled frame is computed
+        straight into the folded layout with one row lookup per output pixel
+        (a zero-upsampled frame has at most one non-zero bilinear tap), so the
+        time goes to convolutions, which CPUs and GPUs run near their peak.
 
 The model takes raw contract buffers (linear colour, view depth, motion in
 low-res pixels, jitter) and returns linear RGB: the colour transform (Reinhard)
@@ -61,13 +65,18 @@ class ModelConfig:
     residual: bool = False  # predict a residual over the bilinear upsample of the current frame
     depth_ref: float = DEPTH_REF
     jitter_aware: bool = True  # zero-upsampling puts each sample where its jittered position falls
+    gather_warp: bool = False  # low-res flow accumulation + direct folded warp by row lookup (needs lowres_recon)
+    unet_first_1x1: bool = True  # lowres_recon: the U-Net's first conv is a 1x1 squeeze of the folded input
+    unet_split_fuse: bool = False  # the 1x1 fusion after a skip as two 1x1 convs + add (no concat; fast)
 
     @staticmethod
-    def preset(name: str, scale: int = 4, n_prev: int = 4) -> "ModelConfig":
+    def preset(name: str, scale: int = 4, n_prev: int | None = None) -> "ModelConfig":
+        """A preset's config; n_prev None (or 0) = the preset's own default (nsrr 4, fast 2)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
         if scale not in SCALES:
             raise ValueError(f"scale {scale} unsupported; expected one of {SCALES}")
+        n_prev = n_prev or PRESETS[name].get("n_prev", ModelConfig.n_prev)
         if n_prev < 1:
             raise ValueError(f"n_prev {n_prev} invalid; expected >= 1 previous frame")
         return ModelConfig(**{**PRESETS[name], "name": name, "scale": scale, "n_prev": n_prev})
@@ -99,16 +108,19 @@ class ModelConfig:
 PRESETS: dict[str, dict] = {
     "nsrr": dict(),  # the dataclass defaults are the paper's sizes
     "fast": dict(
-        feat_channels=(16, 4),
+        n_prev=2,
+        feat_channels=(16,),
         separate_current_extractor=False,
         warp_features=False,
         cache_features=True,
-        reweight_channels=(12,),
+        reweight_channels=(16,),
         lowres_recon=True,
-        unet_enc=((24,), (32, 32)),  # level 0 is a 1x1 squeeze of the folded input
-        unet_dec=((16,),),
+        unet_enc=((32, 32), (64, 64)),  # level 0: a 1x1 squeeze of the folded input, then a 3x3
+        unet_dec=((32, 32),),
         unet_fuse_1x1=True,
         residual=True,
+        gather_warp=True,
+        unet_split_fuse=True,
     ),
 }
 
@@ -182,6 +194,100 @@ def accumulate_flows(motions: list[torch.Tensor]) -> list[torch.Tensor]:
     return flows
 
 
+def sample_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """warp(x, flow, padding="border") by four row lookups instead of grid_sample (ONNX Runtime's CPU
+    GridSample is several times slower than a gather); same result within float rounding."""
+    B, C, h, w = x.shape
+    gx, gy = base_grid(h, w, flow)
+    u = torch.clamp(gx - 0.5 + flow[:, 0], 0.0, w - 1.0)  # index coordinates, border = clamp
+    v = torch.clamp(gy - 0.5 + flow[:, 1], 0.0, h - 1.0)
+    u0, v0 = torch.floor(u), torch.floor(v)
+    fu, fv = (u - u0)[:, None], (v - v0)[:, None]
+    u1, v1 = torch.clamp(u0 + 1, max=w - 1.0), torch.clamp(v0 + 1, max=h - 1.0)
+    flat = x.reshape(B, C, h * w)
+
+    def tap(vv, uu):
+        idx = (vv * w + uu).to(torch.int64).reshape(B, 1, h * w).expand(B, C, h * w)
+        return torch.gather(flat, 2, idx).reshape(B, C, h, w)
+
+    return ((tap(v0, u0) * (1 - fu) + tap(v0, u1) * fu) * (1 - fv)
+            + (tap(v1, u0) * (1 - fu) + tap(v1, u1) * fu) * fv)
+
+
+def accumulate_flows_lowres(motions: torch.Tensor) -> torch.Tensor:
+    """motions [B,N,2,h,w] (low-res px, frames t..t-N+1) -> flows t->t-k-1 [B,N,2,h,w], accumulated at LOW
+    resolution (border-clamped bilinear lookups): flow_k = flow_{k-1} + motion_k(p + flow_{k-1})."""
+    flows = [motions[:, 0]]
+    for k in range(1, motions.shape[1]):
+        flows.append(flows[-1] + sample_border(motions[:, k], flows[-1]))
+    return torch.stack(flows, 1)
+
+
+def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torch.Tensor, s: int,
+                               jitter_aware: bool = True, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """pixel_unshuffle(warp(zero_upsample(x_n, jitter_n), s * flow_n), s) for N frames at once, without building
+    any high-res tensor but the result: x [B,N,C,h,w], jitter [B,N,2], flow [B,N,2,h,w] in low-res px (held
+    constant over each s x s block); optional per-pixel weight [B,N,h,w]. -> [B, C*N*s*s, h, w], channels
+    ordered (c, n, py, px).
+
+    A zero-upsampled frame has one sample per s x s block, so of the 4 bilinear taps of a warp at most one is
+    non-zero (s >= 2): output = the nearest real sample times its bilinear tent weight (0 outside the frame,
+    like grid_sample's zero padding). One row lookup of C values per output pixel; the weights are applied
+    after a transpose to channel-first, where ONNX Runtime broadcasts them fast."""
+    B, N, C, h, w = x.shape
+    M = B * N
+    jitter, flow = jitter.reshape(M, 2), flow.reshape(M, 2, h, w)
+    if not jitter_aware:
+        jitter = torch.zeros_like(jitter)
+    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)  # [M, 2]: where the sample sits in its block
+    ar = torch.arange(s, device=x.device, dtype=x.dtype).reshape(1, s, 1, 1)
+    gx, gy = base_grid(h, w, flow)  # cell centres (i + 0.5)
+
+    def axis(g, f, o, n):
+        # high-res index coordinate of each output phase (s*i + phase) moved by s*flow; its nearest sample's cell
+        pos = s * (g - 0.5)[:, None] + ar + s * f[:, None]  # [M, s, h, w]
+        o = o.reshape(M, 1, 1, 1)
+        cell = torch.round((pos - o) / s)
+        wt = torch.relu(1.0 - torch.abs(pos - (s * cell + o))) * ((cell >= 0) & (cell <= n - 1)).to(x.dtype)
+        return torch.clamp(cell, 0, n - 1), wt
+
+    cx, wx = axis(gx, flow[:, 0], off[:, 0], w)  # [M, s(px), h, w]
+    cy, wy = axis(gy, flow[:, 1], off[:, 1], h)  # [M, s(py), h, w]
+    base = (torch.arange(M, device=x.device, dtype=x.dtype) * (h * w)).reshape(M, 1, 1, 1, 1)
+    idx = (cy[:, :, None] * w + cx[:, None, :] + base).to(torch.int64).reshape(-1)  # [M*s*s*h*w]
+    wt = wy[:, :, None] * wx[:, None, :]  # [M, s, s, h, w]
+    if weight is not None:
+        wt = wt * weight.reshape(M, 1, 1, h, w)
+    rows = x.permute(0, 1, 3, 4, 2).reshape(M * h * w, C)  # low-res, cheap; one lookup = one row of C values
+    got = torch.index_select(rows, 0, idx).reshape(B, N * s * s * h * w, C).transpose(1, 2)
+    return (got * wt.reshape(B, 1, N * s * s * h * w)).reshape(B, C * N * s * s, h, w)
+
+
+def bilinear_up_folded_kernel(s: int, channels: int = 3) -> torch.Tensor:
+    """Depthwise 3x3 kernel [channels*s*s, 1, 3, 3] with pixel_shuffle(conv(pad_replicate(x)), s) ==
+    F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False): the upsample as a low-res conv."""
+    k1 = torch.zeros(s, 3, dtype=torch.float64)
+    for p in range(s):
+        t = (p + 0.5) / s - 0.5  # source offset of phase p from its cell centre, in (-0.5, 0.5)
+        if t >= 0:
+            k1[p, 1], k1[p, 2] = 1 - t, t
+        else:
+            k1[p, 0], k1[p, 1] = -t, 1 + t
+    k2 = k1[:, None, :, None] * k1[None, :, None, :]  # [s(py), s(px), 3, 3]
+    return k2.reshape(1, s * s, 3, 3).expand(channels, s * s, 3, 3).reshape(channels * s * s, 1, 3, 3).float()
+
+
+def fold_zero_upsampled(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: bool = True) -> torch.Tensor:
+    """pixel_unshuffle(zero_upsample(x, jitter), s) directly: x times a one-hot of the sample's block position."""
+    B, C, h, w = x.shape
+    if not jitter_aware:
+        jitter = torch.zeros_like(jitter)
+    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)
+    pos = off[:, 1:2] * s + off[:, 0:1]  # [B, 1]
+    onehot = (torch.arange(s * s, device=x.device, dtype=x.dtype)[None, :] == pos).to(x.dtype)
+    return (x[:, :, None] * onehot.reshape(B, 1, s * s, 1, 1)).reshape(B, C * s * s, h, w)
+
+
 # --- networks ---------------------------------------------------------------------------
 
 def conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -226,9 +332,12 @@ class UNet(nn.Module):
     With first_1x1 the very first conv is a 1x1 squeeze (the fast preset's wide folded input); with fuse_1x1
     the first conv after each skip concat is a 1x1."""
 
-    def __init__(self, cin: int, cout: int, enc, dec, first_1x1: bool = False, fuse_1x1: bool = False):
+    def __init__(self, cin: int, cout: int, enc, dec, first_1x1: bool = False, fuse_1x1: bool = False,
+                 split_fuse: bool = False):
         super().__init__()
         assert len(dec) == len(enc) - 1, "one decoder level per pooling"
+        assert fuse_1x1 or not split_fuse, "split_fuse splits the 1x1 fusion conv"
+        self.split_fuse = split_fuse
         self.enc = nn.ModuleList()
         c = cin
         first = True
@@ -241,9 +350,13 @@ class UNet(nn.Module):
             self.enc.append(layers)
             skips.append(c)
         self.dec = nn.ModuleList()
+        self.skip_proj = nn.ModuleList()
         for lvl, sc in zip(dec, reversed(skips[:-1])):
             layers = nn.ModuleList()
-            c = c + sc
+            if split_fuse:  # 1x1(cat(up(x), skip)) == up(1x1_a(x)) + 1x1_b(skip): no concat, fewer channels up
+                self.skip_proj.append(nn.Conv2d(sc, lvl[0], 1, bias=False))
+            else:
+                c = c + sc
             for i, w in enumerate(lvl):
                 layers.append(conv(c, w, 1 if (fuse_1x1 and i == 0) else 3))
                 c = w
@@ -258,9 +371,15 @@ class UNet(nn.Module):
             for c in layers:
                 x = F.relu(c(x))
             skips.append(x)
-        for layers, skip in zip(self.dec, reversed(skips[:-1])):
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = torch.cat([x, skip], 1)
+        for i, (layers, skip) in enumerate(zip(self.dec, reversed(skips[:-1]))):
+            if self.split_fuse:
+                x = layers[0](x)
+                x = F.relu(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+                           + self.skip_proj[i](skip))
+                layers = layers[1:]
+            else:
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+                x = torch.cat([x, skip], 1)
             for c in layers:
                 x = F.relu(c(x))
         return self.out(x)
@@ -269,6 +388,10 @@ class UNet(nn.Module):
 class NSRR(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        if cfg.gather_warp and not cfg.lowres_recon:
+            raise ValueError("gather_warp needs lowres_recon (it warps straight into the folded layout)")
+        if cfg.gather_warp and cfg.scale < 2:
+            raise ValueError("gather_warp needs scale >= 2")
         self.cfg = cfg
         s, N = cfg.scale, cfg.n_prev
         self.feat_prev = FeatureExtractor(cfg.feat_channels)
@@ -276,10 +399,14 @@ class NSRR(nn.Module):
         C = self.feat_prev.out_channels
         self.prev_channels = C if cfg.warp_features else 4  # channels each previous frame contributes
         self.hist_channels = C if (cfg.warp_features and cfg.cache_features) else 4
+        if cfg.gather_warp:
+            self.register_buffer("up_kernel", bilinear_up_folded_kernel(s), persistent=False)
         if cfg.lowres_recon:
-            self.reweight = Reweighting(4 * s * s * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, True)
-            cin = C + 4 * s * s + self.prev_channels * s * s * N
-            self.recon = UNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec, first_1x1=True, fuse_1x1=cfg.unet_fuse_1x1)
+            rw_in = 4 * (N + 1) if cfg.gather_warp else 4 * s * s * (N + 1)
+            self.reweight = Reweighting(rw_in, cfg.reweight_channels, N, cfg.reweight_max, True)
+            cin = C - 4 * cfg.gather_warp + 4 * s * s + self.prev_channels * s * s * N
+            self.recon = UNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec, first_1x1=cfg.unet_first_1x1,
+                              fuse_1x1=cfg.unet_fuse_1x1, split_fuse=cfg.unet_split_fuse)
         else:
             self.reweight = Reweighting(4 * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, False)
             self.recon = UNet(C + self.prev_channels * N, 3, cfg.unet_enc, cfg.unet_dec, fuse_1x1=cfg.unet_fuse_1x1)
@@ -304,6 +431,19 @@ class NSRR(nn.Module):
         elif not cfg.warp_features:
             prev_x = prev_x[:, :, :4]
         Cp = prev_x.shape[2]
+        if cfg.gather_warp:
+            flows = accumulate_flows_lowres(motions)  # [B,N,2,h,w]
+            # reweighting sees the current RGB-D and each previous one resampled at low res (bilinear lookups):
+            # disocclusions show at low res as well, and it keeps the weights off the high-res data path
+            prev_lr = sample_border(prev_x[:, :, :4].reshape(B * N, 4, h, w), flows.reshape(B * N, 2, h, w))
+            wts = self.reweight(torch.cat([cur_rgbd, prev_lr.reshape(B, N * 4, h, w)], 1))  # [B,N,h,w]
+            weighted = warp_zero_upsampled_folded(prev_x, prev_jitter, flows, s, cfg.jitter_aware, weight=wts)
+            cz_f = fold_zero_upsampled(cur_rgbd, cur_jitter, s, cfg.jitter_aware)
+            feats = cur[:, 4:]  # cz_f holds the current RGB-D already; 64 input channels (no NCHWc padding)
+            y = self.recon(torch.cat([feats, cz_f, weighted], 1))
+            if cfg.residual:  # the bilinear upsample as a fixed low-res depthwise conv: no high-res Resize/Add
+                y = y + F.conv2d(F.pad(cur_rgbd[:, :3], (1, 1, 1, 1), mode="replicate"), self.up_kernel, groups=3)
+            return F.pixel_shuffle(y, s)
         ups = upsample_motion(motions.reshape(B * N, 2, h, w), s).reshape(B, N, 2, h * s, w * s)
         flows = torch.stack(accumulate_flows([ups[:, k] for k in range(N)]), 1)  # [B,N,2,H,W]
         pz = zero_upsample(prev_x.reshape(B * N, Cp, h, w), prev_jitter.reshape(B * N, 2), s, cfg.jitter_aware)
