@@ -72,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     tuned = run / "best.pt" if (run / "best.pt").is_file() else last
 
     results: dict = {}
-    for name, data in [("test", [a.test])] + [(Path(d).name, [d]) for d in a.also]:
+    named = [("test", [a.test])] + [("/".join(Path(d).parts[-2:]), [d]) for d in a.also]  # e.g. clean/test
+    for name, data in named:
         ev = {}
         for label, ckpt in (("shipped", a.shipped), ("finetuned", str(tuned))):
-            r = evaluate(ckpt, data, prefix=str(run / f"eval_{name}_{label}"), crops=2,
+            r = evaluate(ckpt, data, prefix=str(run / f"eval_{name.replace('/', '_')}_{label}"), crops=2,
                          methods=("bilinear", "bicubic", "taa"), max_frames=a.max_frames)
             ev[label] = r["summary"]["model"]
             ev.setdefault("bicubic", r["summary"]["bicubic"])

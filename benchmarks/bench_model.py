@@ -85,14 +85,15 @@ def main(argv=None) -> int:
     # training step: forward + backward on a batch of 8 crops of 48x48 low-res
     train_t: dict[str, list[float]] = {n: [] for n in models}
     g = torch.Generator().manual_seed(1)
-    T = 5
+    T = max(m.cfg.n_prev for m in models.values()) + 1  # each preset takes its own last n_prev + 1 frames
     bx = (torch.rand(8, T, 3, 48, 48, generator=g), torch.rand(8, T, 1, 48, 48, generator=g) * 20,
           torch.randn(8, T, 2, 48, 48, generator=g), torch.rand(8, T, 2, generator=g) - 0.5)
     for r in range(max(1, a.reps - 1)):
         for n, m in models.items():
             m.train()
+            win = tuple(x[:, T - m.cfg.n_prev - 1:] for x in bx)
             t = time.perf_counter()
-            m.forward_mapped(*bx).mean().backward()
+            m.forward_mapped(*win).mean().backward()
             train_t[n].append(time.perf_counter() - t)
             m.zero_grad(set_to_none=True)
     tmed = {k: statistics.median(v) for k, v in train_t.items()}

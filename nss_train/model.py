@@ -79,7 +79,8 @@ class ModelConfig:
         n_prev = n_prev or PRESETS[name].get("n_prev", ModelConfig.n_prev)
         if n_prev < 1:
             raise ValueError(f"n_prev {n_prev} invalid; expected >= 1 previous frame")
-        return ModelConfig(**{**PRESETS[name], "name": name, "scale": scale, "n_prev": n_prev})
+        return ModelConfig(**{**PRESETS[name], **SCALE_OVERRIDES.get((name, scale), {}), "name": name,
+                              "scale": scale, "n_prev": n_prev})
 
     @staticmethod
     def from_dict(d: dict, where: str = "config") -> "ModelConfig":
@@ -122,6 +123,13 @@ PRESETS: dict[str, dict] = {
         gather_warp=True,
         unet_split_fuse=True,
     ),
+}
+
+
+# fast x4 reconstructs 16 output pixels (48 values) per low-res pixel from a 208-channel folded input: its
+# full-resolution levels are wider than x2's 32
+SCALE_OVERRIDES: dict[tuple[str, int], dict] = {
+    ("fast", 4): dict(unet_enc=((48, 48), (64, 64)), unet_dec=((48, 48),)),
 }
 
 
@@ -195,23 +203,23 @@ def accumulate_flows(motions: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def sample_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """warp(x, flow, padding="border") by four row lookups instead of grid_sample (ONNX Runtime's CPU
-    GridSample is several times slower than a gather); same result within float rounding."""
+    """warp(x, flow, padding="border") by row lookups instead of grid_sample (ONNX Runtime's CPU GridSample
+    is several times slower than a gather); same result within float rounding."""
     B, C, h, w = x.shape
+    flow = flow.float()  # coordinates and indices in fp32/int64 also in fp16 models (fp16 integers end at 2048)
     gx, gy = base_grid(h, w, flow)
     u = torch.clamp(gx - 0.5 + flow[:, 0], 0.0, w - 1.0)  # index coordinates, border = clamp
     v = torch.clamp(gy - 0.5 + flow[:, 1], 0.0, h - 1.0)
     u0, v0 = torch.floor(u), torch.floor(v)
-    fu, fv = (u - u0)[:, None], (v - v0)[:, None]
+    fu, fv = u - u0, v - v0
     u1, v1 = torch.clamp(u0 + 1, max=w - 1.0), torch.clamp(v0 + 1, max=h - 1.0)
-    flat = x.reshape(B, C, h * w)
-
-    def tap(vv, uu):
-        idx = (vv * w + uu).to(torch.int64).reshape(B, 1, h * w).expand(B, C, h * w)
-        return torch.gather(flat, 2, idx).reshape(B, C, h, w)
-
-    return ((tap(v0, u0) * (1 - fu) + tap(v0, u1) * fu) * (1 - fv)
-            + (tap(v1, u0) * (1 - fu) + tap(v1, u1) * fu) * fv)
+    u0, v0, u1, v1 = (t.to(torch.int64) for t in (u0, v0, u1, v1))
+    base = (torch.arange(B, device=x.device, dtype=torch.int64) * (h * w)).reshape(B, 1, 1)
+    idx = torch.stack([v0 * w + u0, v0 * w + u1, v1 * w + u0, v1 * w + u1]) + base  # [4, B, h, w]
+    wt = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv]).to(x.dtype)
+    rows = x.permute(0, 2, 3, 1).reshape(B * h * w, C)
+    got = torch.index_select(rows, 0, idx.reshape(-1)).reshape(4, B, h * w, C).transpose(2, 3)
+    return (got * wt.reshape(4, B, 1, h * w)).sum(0).reshape(B, C, h, w)
 
 
 def accumulate_flows_lowres(motions: torch.Tensor) -> torch.Tensor:
@@ -236,11 +244,12 @@ def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torc
     after a transpose to channel-first, where ONNX Runtime broadcasts them fast."""
     B, N, C, h, w = x.shape
     M = B * N
-    jitter, flow = jitter.reshape(M, 2), flow.reshape(M, 2, h, w)
+    # positions in fp32 and indices in int64, also in fp16 models: fp16 has 4-pixel steps at 4096
+    jitter, flow = jitter.reshape(M, 2).float(), flow.reshape(M, 2, h, w).float()
     if not jitter_aware:
         jitter = torch.zeros_like(jitter)
     off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)  # [M, 2]: where the sample sits in its block
-    ar = torch.arange(s, device=x.device, dtype=x.dtype).reshape(1, s, 1, 1)
+    ar = torch.arange(s, device=x.device, dtype=torch.float32).reshape(1, s, 1, 1)
     gx, gy = base_grid(h, w, flow)  # cell centres (i + 0.5)
 
     def axis(g, f, o, n):
@@ -248,14 +257,14 @@ def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torc
         pos = s * (g - 0.5)[:, None] + ar + s * f[:, None]  # [M, s, h, w]
         o = o.reshape(M, 1, 1, 1)
         cell = torch.round((pos - o) / s)
-        wt = torch.relu(1.0 - torch.abs(pos - (s * cell + o))) * ((cell >= 0) & (cell <= n - 1)).to(x.dtype)
-        return torch.clamp(cell, 0, n - 1), wt
+        wt = torch.relu(1.0 - torch.abs(pos - (s * cell + o))) * ((cell >= 0) & (cell <= n - 1)).float()
+        return torch.clamp(cell, 0, n - 1).to(torch.int64), wt
 
     cx, wx = axis(gx, flow[:, 0], off[:, 0], w)  # [M, s(px), h, w]
     cy, wy = axis(gy, flow[:, 1], off[:, 1], h)  # [M, s(py), h, w]
-    base = (torch.arange(M, device=x.device, dtype=x.dtype) * (h * w)).reshape(M, 1, 1, 1, 1)
-    idx = (cy[:, :, None] * w + cx[:, None, :] + base).to(torch.int64).reshape(-1)  # [M*s*s*h*w]
-    wt = wy[:, :, None] * wx[:, None, :]  # [M, s, s, h, w]
+    base = (torch.arange(M, device=x.device, dtype=torch.int64) * (h * w)).reshape(M, 1, 1, 1, 1)
+    idx = (cy[:, :, None] * w + cx[:, None, :] + base).reshape(-1)  # [M*s*s*h*w]
+    wt = (wy[:, :, None] * wx[:, None, :]).to(x.dtype)  # [M, s, s, h, w]
     if weight is not None:
         wt = wt * weight.reshape(M, 1, 1, h, w)
     rows = x.permute(0, 1, 3, 4, 2).reshape(M * h * w, C)  # low-res, cheap; one lookup = one row of C values

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -128,6 +129,11 @@ def test_plugin_enables_in_headless_editor(godot, test_project, tmp_path):
     for key in ("enabled", "scale_factor", "model_path", "runtime_command", "execution_provider",
                 "show_stats_overlay"):
         assert key in out.split("neural_ss: plugin enabled")[1].splitlines()[0]
+    # the node has its own icon in the editor's class list (@icon) and the icon imports
+    cache = (p / ".godot/global_script_class_cache.cfg").read_text()
+    block = re.search(r'\{[^{}]*"class": &"NeuralSSViewport"[^{}]*\}', cache)
+    assert block and '"icon": "res://addons/neural_ss/icons/neural_ss_viewport.svg"' in block.group(0), cache[:2000]
+    assert (REPO / "addons/neural_ss/icons/neural_ss_viewport.svg.import").is_file()
 
 
 # --- capture against known geometry ------------------------------------------------------------

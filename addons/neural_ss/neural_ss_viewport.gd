@@ -1,3 +1,4 @@
+@icon("res://addons/neural_ss/icons/neural_ss_viewport.svg")
 class_name NeuralSSViewport
 extends Node
 ## Add this node to any 3D scene. It renders the scene's 3D world (from the viewport's current
@@ -30,8 +31,11 @@ const PRESENT_SHADER := preload("present_linear.gdshader")
 @export var cut_distance: float = 4.0
 ## ...or turns more than this (degrees).
 @export var cut_angle_deg: float = 45.0
-## A NEURAL image older than this many frames is stale: show BILINEAR instead.
+## A NEURAL image older than this many frames AND older than neural_max_age_ms is stale: show
+## BILINEAR instead (both, so a fast game with a slower model does not flicker between the two).
 @export var neural_max_age_frames: int = 3
+## See neural_max_age_frames (wall-clock milliseconds).
+@export var neural_max_age_ms: float = 100.0
 ## Show the fps / ms-per-stage overlay (-1 = project setting neural_ss/show_stats_overlay).
 @export_range(-1, 1) var show_stats: int = -1
 ## Exposure the presentation applies to the linear NEURAL image (match the Environment's).
@@ -56,6 +60,7 @@ var _overlay: NeuralSSOverlay
 var _material: ShaderMaterial
 var _neural_tex: Texture2D
 var _neural_frame: int = -1000000
+var _neural_usec: int = -1000000000
 var _prev_xform := Transform3D()
 var _prev_proj := Vector4.ZERO
 var _has_prev := false
@@ -127,17 +132,22 @@ func set_upscaled_image(img: Image) -> void:
 	else:
 		_neural_tex = ImageTexture.create_from_image(img)
 	_neural_frame = frame_index
+	_neural_usec = Time.get_ticks_usec()
 
 
 ## Same as [method set_upscaled_image] for a texture already on the GPU (e.g. a Texture2DRD).
 func set_upscaled_texture(tex: Texture2D) -> void:
 	_neural_tex = tex
 	_neural_frame = frame_index
+	_neural_usec = Time.get_ticks_usec()
 
 
 ## True when NEURAL mode currently shows the upscaled image (not the bilinear fallback).
 func neural_is_fresh() -> bool:
-	return _neural_tex != null and frame_index - _neural_frame <= neural_max_age_frames
+	if _neural_tex == null:
+		return false
+	return (frame_index - _neural_frame <= neural_max_age_frames
+			or Time.get_ticks_usec() - _neural_usec <= int(neural_max_age_ms * 1000.0))
 
 
 func set_stage_ms(stage: String, ms: float) -> void:
