@@ -202,32 +202,27 @@ def accumulate_flows(motions: list[torch.Tensor]) -> list[torch.Tensor]:
     return flows
 
 
-def sample_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """warp(x, flow, padding="border") by row lookups instead of grid_sample (ONNX Runtime's CPU GridSample
-    is several times slower than a gather); same result within float rounding."""
+def sample_nearest(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """out(p) = x(nearest pixel to p + flow), border-clamped: one row lookup per pixel (ONNX Gather), the
+    cheapest resample there is; fast uses it where a low-res approximation is enough (flow accumulation, the
+    reweighting's view of the previous frames)."""
     B, C, h, w = x.shape
     flow = flow.float()  # coordinates and indices in fp32/int64 also in fp16 models (fp16 integers end at 2048)
     gx, gy = base_grid(h, w, flow)
-    u = torch.clamp(gx - 0.5 + flow[:, 0], 0.0, w - 1.0)  # index coordinates, border = clamp
-    v = torch.clamp(gy - 0.5 + flow[:, 1], 0.0, h - 1.0)
-    u0, v0 = torch.floor(u), torch.floor(v)
-    fu, fv = u - u0, v - v0
-    u1, v1 = torch.clamp(u0 + 1, max=w - 1.0), torch.clamp(v0 + 1, max=h - 1.0)
-    u0, v0, u1, v1 = (t.to(torch.int64) for t in (u0, v0, u1, v1))
+    u = torch.clamp(torch.round(gx - 0.5 + flow[:, 0]), 0.0, w - 1.0).to(torch.int64)
+    v = torch.clamp(torch.round(gy - 0.5 + flow[:, 1]), 0.0, h - 1.0).to(torch.int64)
     base = (torch.arange(B, device=x.device, dtype=torch.int64) * (h * w)).reshape(B, 1, 1)
-    idx = torch.stack([v0 * w + u0, v0 * w + u1, v1 * w + u0, v1 * w + u1]) + base  # [4, B, h, w]
-    wt = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv]).to(x.dtype)
     rows = x.permute(0, 2, 3, 1).reshape(B * h * w, C)
-    got = torch.index_select(rows, 0, idx.reshape(-1)).reshape(4, B, h * w, C).transpose(2, 3)
-    return (got * wt.reshape(4, B, 1, h * w)).sum(0).reshape(B, C, h, w)
+    got = torch.index_select(rows, 0, (v * w + u + base).reshape(-1))
+    return got.reshape(B, h * w, C).transpose(1, 2).reshape(B, C, h, w)
 
 
 def accumulate_flows_lowres(motions: torch.Tensor) -> torch.Tensor:
     """motions [B,N,2,h,w] (low-res px, frames t..t-N+1) -> flows t->t-k-1 [B,N,2,h,w], accumulated at LOW
-    resolution (border-clamped bilinear lookups): flow_k = flow_{k-1} + motion_k(p + flow_{k-1})."""
+    resolution with nearest lookups: flow_k = flow_{k-1} + motion_k(nearest(p + flow_{k-1}))."""
     flows = [motions[:, 0]]
     for k in range(1, motions.shape[1]):
-        flows.append(flows[-1] + sample_border(motions[:, k], flows[-1]))
+        flows.append(flows[-1] + sample_nearest(motions[:, k], flows[-1]))
     return torch.stack(flows, 1)
 
 
@@ -312,11 +307,14 @@ class FeatureExtractor(nn.Module):
         self.convs = nn.ModuleList(conv(a, b) for a, b in zip(chans[:-1], chans[1:]))
         self.out_channels = 4 + chans[-1]
 
-    def forward(self, rgbd: torch.Tensor) -> torch.Tensor:
+    def features(self, rgbd: torch.Tensor) -> torch.Tensor:
         x = rgbd
         for c in self.convs:
             x = F.relu(c(x))
-        return torch.cat([rgbd, x], 1)
+        return x
+
+    def forward(self, rgbd: torch.Tensor) -> torch.Tensor:
+        return torch.cat([rgbd, self.features(rgbd)], 1)
 
 
 class Reweighting(nn.Module):
@@ -433,7 +431,7 @@ class NSRR(nn.Module):
         cfg = self.cfg
         s, N = cfg.scale, cfg.n_prev
         B, _, h, w = cur_rgbd.shape
-        cur = self.feat_cur(cur_rgbd)
+        cur = None if cfg.gather_warp else self.feat_cur(cur_rgbd)
         Cx = prev_x.shape[2]
         if cfg.warp_features and Cx == 4:  # history holds RGB-D: recompute the previous frames' features
             prev_x = self.feat_prev(prev_x.reshape(B * N, 4, h, w)).reshape(B, N, -1, h, w)
@@ -442,13 +440,13 @@ class NSRR(nn.Module):
         Cp = prev_x.shape[2]
         if cfg.gather_warp:
             flows = accumulate_flows_lowres(motions)  # [B,N,2,h,w]
-            # reweighting sees the current RGB-D and each previous one resampled at low res (bilinear lookups):
-            # disocclusions show at low res as well, and it keeps the weights off the high-res data path
-            prev_lr = sample_border(prev_x[:, :, :4].reshape(B * N, 4, h, w), flows.reshape(B * N, 2, h, w))
+            # reweighting sees the current RGB-D and each previous one at its nearest low-res pixel: disocclusions
+            # show at low res as well, and it keeps the weights off the high-res data path
+            prev_lr = sample_nearest(prev_x[:, :, :4].reshape(B * N, 4, h, w), flows.reshape(B * N, 2, h, w))
             wts = self.reweight(torch.cat([cur_rgbd, prev_lr.reshape(B, N * 4, h, w)], 1))  # [B,N,h,w]
             weighted = warp_zero_upsampled_folded(prev_x, prev_jitter, flows, s, cfg.jitter_aware, weight=wts)
             cz_f = fold_zero_upsampled(cur_rgbd, cur_jitter, s, cfg.jitter_aware)
-            feats = cur[:, 4:]  # cz_f holds the current RGB-D already; 64 input channels (no NCHWc padding)
+            feats = self.feat_cur.features(cur_rgbd)  # cz_f holds the RGB-D; 64 input channels, no NCHWc padding
             y = self.recon(torch.cat([feats, cz_f, weighted], 1))
             if cfg.residual:  # the bilinear upsample as a fixed low-res depthwise conv: no high-res Resize/Add
                 y = y + F.conv2d(F.pad(cur_rgbd[:, :3], (1, 1, 1, 1), mode="replicate"), self.up_kernel, groups=3)

@@ -5,7 +5,7 @@ import torch
 
 from nss_runtime import contract
 from nss_train.model import (CheckpointError, bilinear_up_folded_kernel, ModelConfig, PRESETS, accumulate_flows, build_model, colour_forward,
-                             colour_inverse, depth_normalise, fold_zero_upsampled, load_checkpoint, sample_border,
+                             colour_inverse, depth_normalise, fold_zero_upsampled, load_checkpoint, sample_nearest,
                              save_checkpoint, upsample_motion, warp, warp_zero_upsampled_folded, zero_upsample)
 
 
@@ -171,7 +171,12 @@ def test_gather_geometry_equals_the_grid_sample_reference(s):
     ref_up = torch.nn.functional.interpolate(x[:, :3], scale_factor=s, mode="bilinear", align_corners=False)
     assert (up - ref_up).abs().max() < 1e-5
     assert torch.equal(fold_zero_upsampled(x, jit, s), torch.nn.functional.pixel_unshuffle(zero_upsample(x, jit, s), s))
-    assert (sample_border(x, flow) - warp(x, flow, padding="border")).abs().max() < 1e-4
+    # nearest lookup: integer flows move content exactly, border-clamped
+    shift = torch.zeros(B, 2, h, w)
+    shift[:, 0], shift[:, 1] = 2.0, -1.0
+    ref = torch.nn.functional.pad(x, (0, 2, 1, 0), mode="replicate")[:, :, :h, 2:]
+    assert torch.equal(sample_nearest(x, shift), ref)
+    assert torch.equal(sample_nearest(x, shift + 0.3), ref)
 
 
 def test_flops_fast_is_15x_cheaper_and_real_time_budget():
