@@ -66,7 +66,6 @@ class ModelConfig:
     depth_ref: float = DEPTH_REF
     jitter_aware: bool = True  # zero-upsampling puts each sample where its jittered position falls
     gather_warp: bool = False  # low-res flow accumulation + direct folded warp by row lookup (needs lowres_recon)
-    unet_first_1x1: bool = True  # lowres_recon: the U-Net's first conv is a 1x1 squeeze of the folded input
     unet_split_fuse: bool = False  # the 1x1 fusion after a skip as two 1x1 convs + add (no concat; fast)
 
     @staticmethod
@@ -155,6 +154,14 @@ def depth_normalise(d: torch.Tensor, ref: float = DEPTH_REF) -> torch.Tensor:
 
 # --- geometric building blocks ----------------------------------------------------
 
+def block_offset(jitter: torch.Tensor, s: int, jitter_aware: bool = True) -> torch.Tensor:
+    """[..., 2] jitter (low-res px) -> [..., 2] (x, y) position of the pixel's sample in its s x s output block:
+    floor(s * (0.5 + jitter)) clamped to [0, s-1] (jitter 0 -> s // 2; ignored unless jitter_aware)."""
+    if not jitter_aware:
+        jitter = torch.zeros_like(jitter)
+    return torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)
+
+
 def zero_upsample(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: bool = True) -> torch.Tensor:
     """[B,C,h,w] -> [B,C,s*h,s*w]: low-res pixel (i, j) goes to one position of its s x s block, zeros elsewhere.
 
@@ -162,9 +169,7 @@ def zero_upsample(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: b
     [0, s-1], per axis (jitter 0 -> offset s // 2). Built from comparisons so it exports without control flow.
     """
     B, C, h, w = x.shape
-    if not jitter_aware:
-        jitter = torch.zeros_like(jitter)
-    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)  # [B, 2] (x, y)
+    off = block_offset(jitter, s, jitter_aware)  # [B, 2] (x, y)
     ar = torch.arange(s, device=x.device, dtype=x.dtype)
     mx = (ar[None, :] == off[:, 0:1]).to(x.dtype)  # [B, s]
     my = (ar[None, :] == off[:, 1:2]).to(x.dtype)
@@ -202,6 +207,15 @@ def accumulate_flows(motions: list[torch.Tensor]) -> list[torch.Tensor]:
     return flows
 
 
+def lookup_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x [M,C,h,w], idx [M,...] int64 pixel indices (y * w + x) into each item's own frame -> [M, K, C] (K
+    indices per item): one ONNX Gather of C-value rows, the cheap way to resample on a CPU."""
+    M, C, h, w = x.shape
+    base = (torch.arange(M, device=x.device, dtype=torch.int64) * (h * w)).reshape((M,) + (1,) * (idx.dim() - 1))
+    rows = x.permute(0, 2, 3, 1).reshape(M * h * w, C)  # low-res, cheap
+    return torch.index_select(rows, 0, (idx + base).reshape(-1)).reshape(M, -1, C)
+
+
 def sample_nearest(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """out(p) = x(nearest pixel to p + flow), border-clamped: one row lookup per pixel (ONNX Gather), the
     cheapest resample there is; fast uses it where a low-res approximation is enough (flow accumulation, the
@@ -211,10 +225,7 @@ def sample_nearest(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gx, gy = base_grid(h, w, flow)
     u = torch.clamp(torch.round(gx - 0.5 + flow[:, 0]), 0.0, w - 1.0).to(torch.int64)
     v = torch.clamp(torch.round(gy - 0.5 + flow[:, 1]), 0.0, h - 1.0).to(torch.int64)
-    base = (torch.arange(B, device=x.device, dtype=torch.int64) * (h * w)).reshape(B, 1, 1)
-    rows = x.permute(0, 2, 3, 1).reshape(B * h * w, C)
-    got = torch.index_select(rows, 0, (v * w + u + base).reshape(-1))
-    return got.reshape(B, h * w, C).transpose(1, 2).reshape(B, C, h, w)
+    return lookup_rows(x, v * w + u).transpose(1, 2).reshape(B, C, h, w)
 
 
 def accumulate_flows_lowres(motions: torch.Tensor) -> torch.Tensor:
@@ -240,10 +251,8 @@ def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torc
     B, N, C, h, w = x.shape
     M = B * N
     # positions in fp32 and indices in int64, also in fp16 models: fp16 has 4-pixel steps at 4096
-    jitter, flow = jitter.reshape(M, 2).float(), flow.reshape(M, 2, h, w).float()
-    if not jitter_aware:
-        jitter = torch.zeros_like(jitter)
-    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)  # [M, 2]: where the sample sits in its block
+    flow = flow.reshape(M, 2, h, w).float()
+    off = block_offset(jitter.reshape(M, 2).float(), s, jitter_aware)  # [M, 2]
     ar = torch.arange(s, device=x.device, dtype=torch.float32).reshape(1, s, 1, 1)
     gx, gy = base_grid(h, w, flow)  # cell centres (i + 0.5)
 
@@ -257,13 +266,11 @@ def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torc
 
     cx, wx = axis(gx, flow[:, 0], off[:, 0], w)  # [M, s(px), h, w]
     cy, wy = axis(gy, flow[:, 1], off[:, 1], h)  # [M, s(py), h, w]
-    base = (torch.arange(M, device=x.device, dtype=torch.int64) * (h * w)).reshape(M, 1, 1, 1, 1)
-    idx = (cy[:, :, None] * w + cx[:, None, :] + base).reshape(-1)  # [M*s*s*h*w]
     wt = (wy[:, :, None] * wx[:, None, :]).to(x.dtype)  # [M, s, s, h, w]
     if weight is not None:
         wt = wt * weight.reshape(M, 1, 1, h, w)
-    rows = x.permute(0, 1, 3, 4, 2).reshape(M * h * w, C)  # low-res, cheap; one lookup = one row of C values
-    got = torch.index_select(rows, 0, idx).reshape(B, N * s * s * h * w, C).transpose(1, 2)
+    got = lookup_rows(x.reshape(M, C, h, w), cy[:, :, None] * w + cx[:, None, :])  # [M, s*s*h*w, C]
+    got = got.reshape(B, N * s * s * h * w, C).transpose(1, 2)
     return (got * wt.reshape(B, 1, N * s * s * h * w)).reshape(B, C * N * s * s, h, w)
 
 
@@ -284,9 +291,7 @@ def bilinear_up_folded_kernel(s: int, channels: int = 3) -> torch.Tensor:
 def fold_zero_upsampled(x: torch.Tensor, jitter: torch.Tensor, s: int, jitter_aware: bool = True) -> torch.Tensor:
     """pixel_unshuffle(zero_upsample(x, jitter), s) directly: x times a one-hot of the sample's block position."""
     B, C, h, w = x.shape
-    if not jitter_aware:
-        jitter = torch.zeros_like(jitter)
-    off = torch.clamp(torch.floor(s * (0.5 + jitter)), 0, s - 1)
+    off = block_offset(jitter, s, jitter_aware)
     pos = off[:, 1:2] * s + off[:, 0:1]  # [B, 1]
     onehot = (torch.arange(s * s, device=x.device, dtype=x.dtype)[None, :] == pos).to(x.dtype)
     return (x[:, :, None] * onehot.reshape(B, 1, s * s, 1, 1)).reshape(B, C * s * s, h, w)
@@ -411,8 +416,9 @@ class NSRR(nn.Module):
         if cfg.lowres_recon:
             rw_in = 4 * (N + 1) if cfg.gather_warp else 4 * s * s * (N + 1)
             self.reweight = Reweighting(rw_in, cfg.reweight_channels, N, cfg.reweight_max, True)
-            cin = C - 4 * cfg.gather_warp + 4 * s * s + self.prev_channels * s * s * N
-            self.recon = UNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec, first_1x1=cfg.unet_first_1x1,
+            cur_ch = C - 4 if cfg.gather_warp else C  # gather_warp: features only (the folded cz_f has the RGB-D)
+            cin = cur_ch + 4 * s * s + self.prev_channels * s * s * N
+            self.recon = UNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec, first_1x1=True,
                               fuse_1x1=cfg.unet_fuse_1x1, split_fuse=cfg.unet_split_fuse)
         else:
             self.reweight = Reweighting(4 * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, False)

@@ -133,7 +133,7 @@ def test_plugin_enables_in_headless_editor(godot, test_project, tmp_path):
     cache = (p / ".godot/global_script_class_cache.cfg").read_text()
     block = re.search(r'\{[^{}]*"class": &"NeuralSSViewport"[^{}]*\}', cache)
     assert block and '"icon": "res://addons/neural_ss/icons/neural_ss_viewport.svg"' in block.group(0), cache[:2000]
-    assert (REPO / "addons/neural_ss/icons/neural_ss_viewport.svg.import").is_file()
+    assert list((p / ".godot/imported").glob("neural_ss_viewport.svg-*.ctex")), "the icon was not imported"
 
 
 # --- capture against known geometry ------------------------------------------------------------

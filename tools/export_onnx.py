@@ -24,7 +24,6 @@ import copy
 import datetime
 import io
 import json
-import os
 import sys
 import time
 import warnings
