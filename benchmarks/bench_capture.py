@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from nss_train.frames import atomic_write_bytes  # noqa: E402
-from nss_train.godot_env import GodotError, find_godot  # noqa: E402
+from nss_train.godot import GodotError, find_godot  # noqa: E402
 
 
 def main() -> int:

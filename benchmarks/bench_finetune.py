@@ -1,8 +1,8 @@
 """Fine-tune the shipped model on Godot captures and measure it on held-out captured sequences.
 
-    python -m nss_train.capture_godot --project godot_project --scene res://demo.tscn --out data/godot_demo/train \\
+    python -m nss_train.capture_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo/train \\
         --sequences 8 --frames 24 --stride 54 --low 128x72 --time-scale 2
-    python -m nss_train.capture_godot ... --out data/godot_demo/test --first 8 --sequences 3   # held out
+    python -m nss_train.capture_pairs ... --out data/godot_demo/test --first 8 --sequences 3   # held out
     python benchmarks/bench_finetune.py --shipped models/fast_x2.pt --train data/godot_demo/train \\
         --test data/godot_demo/test [--also data/ship/test_nojit] [--steps 300 --lr 1e-4]
 

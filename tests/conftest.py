@@ -56,11 +56,11 @@ def tiny_onnx_model(tmp_path_factory, export_onnx):
 
 @pytest.fixture(scope="session")
 def godot():
-    """Godot 4 (nss_train.godot_env: $GODOT, PATH, or the project's chroot). Skipped where there is none,
+    """Godot 4 (nss_train.godot: $GODOT, PATH, or the project's chroot). Skipped where there is none,
     except on CI (CI=true) or with NSS_REQUIRE_GODOT=1, where a missing Godot is a failure."""
     import os
 
-    from nss_train.godot_env import GodotError, find_godot
+    from nss_train.godot import GodotError, find_godot
 
     try:
         return find_godot()

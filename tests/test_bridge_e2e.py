@@ -89,7 +89,7 @@ def test_demo_pipeline_is_exact(godot, tmp_path):
     res = R.run_demo(godot, str(model), out, frames=5, low=(160, 90), scale=2, warmup=2, native=False)
     assert "runtime ready: model test_blend_x2" in res["neural_output"]
     raw = out / "lowres" / "raw"
-    from nss_train.godot_capture import raw_frames, read_raw_frame
+    from nss_train.raw_capture import raw_frames, read_raw_frame
 
     frames = {}
     for seq in raw_frames(raw):
@@ -165,7 +165,7 @@ def test_demo_survives_runtime_kill(godot, tmp_path):
 def measure_godot_fps(tmp: Path, model: str, frames: int = 60, low=(320, 180), threads: int = 2,
                       in_flight: int = 1) -> dict:
     """Upscaled frames/s of `model` inside the running demo (asynchronous, as a player sees it)."""
-    from nss_train.godot_env import find_godot
+    from nss_train.godot import find_godot
 
     g = find_godot()
     rt = R.Runtime(model, tmp, threads)
@@ -192,7 +192,7 @@ def measure_godot_overhead(tmp: Path, frames: int = 30, low=(320, 180)) -> dict:
     readout plus the client's work (sending, receiving, decoding, the texture upload), against the frame
     time. Lock-step run: the round-trip latency (transfer both ways + the runtime's packing), which the
     one-frame pipelining hides from the game."""
-    from nss_train.godot_env import find_godot
+    from nss_train.godot import find_godot
 
     g = find_godot()
     r = g.import_project(R.PROJECT, timeout=600)

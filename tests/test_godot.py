@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from nss_train.frames import FrameError, frame_path, read_frame, read_meta
-from nss_train.godot_capture import convert
-from nss_train.godot_env import GodotError, RunResult, find_godot
+from nss_train.raw_capture import convert
+from nss_train.godot import GodotError, RunResult, find_godot
 
 pytestmark = pytest.mark.godot
 

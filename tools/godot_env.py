@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Godot 4 for this project (thin CLI over nss_train.godot_env; see docs/godot.md).
+"""Godot 4 for this project (thin CLI over nss_train.godot; see docs/godot.md).
 
   python tools/godot_env.py ensure                 # find Godot 4.3+, or build the cached Debian chroot
   python tools/godot_env.py info                   # what is used, where (JSON)
@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "addons/neural_ss/runtime"))
 
-from nss_train.godot_env import GodotError, _lock, chroot_dir, ensure, find_godot, info, mounts_under, unmount_all  # noqa: E402,E501
+from nss_train.godot import GodotError, _lock, chroot_dir, ensure, find_godot, info, mounts_under, unmount_all  # noqa: E402,E501
 
 
 def main(argv: list[str]) -> int:

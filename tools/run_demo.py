@@ -165,7 +165,7 @@ def box_down(x: np.ndarray, k: int) -> np.ndarray:
 
 def load_raw(raw_dir: Path) -> dict[int, np.ndarray]:
     """Captured frames (demo --capture) by frame index -> linear colour (3, h, w)."""
-    from nss_train.godot_capture import raw_frames, read_raw_frame
+    from nss_train.raw_capture import raw_frames, read_raw_frame
 
     out = {}
     for seq in raw_frames(raw_dir):
@@ -275,7 +275,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     from nss_runtime.session import Session, SessionError
-    from nss_train.godot_env import GodotError, ensure
+    from nss_train.godot import GodotError, ensure
 
     try:
         scale = Session(a.model).info.scale

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from nss_train import capture_godot as C
+from nss_train import capture_pairs as C
 from nss_train.data import WindowDataset, check_dataset
 from nss_train.frames import frame_path, read_frame, read_meta
-from nss_train.godot_capture import box_downsample
-from nss_train.godot_env import GodotError, find_godot
+from nss_train.raw_capture import box_downsample
+from nss_train.godot import GodotError, find_godot
 
 pytestmark = pytest.mark.godot
 
@@ -101,7 +101,7 @@ def test_rerun_resumes_without_godot(captured, monkeypatch, tmp_path):
     def no_godot():
         raise AssertionError("a complete capture must not start Godot again")
 
-    monkeypatch.setattr("nss_train.godot_env.find_godot", no_godot)
+    monkeypatch.setattr("nss_train.godot.find_godot", no_godot)
     seqs = C.capture(C.CaptureConfig(out=str(out), **CFG), progress=False)
     assert [s.name for s in seqs] == ["seq_00000", "seq_00001"]
     assert check_dataset(out).ok

@@ -1,6 +1,6 @@
 """Training data from your own Godot scenes: paired low-res / supersampled high-res captures.
 
-    python -m nss_train.capture_godot --project godot_project --scene res://demo.tscn --out data/godot_demo \\
+    python -m nss_train.capture_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo \\
         --sequences 8 --frames 32 --low 160x90 --scale 2 --ss 2 --msaa 4 --time-scale 2
     python -m nss_train.data check data/godot_demo
     python -m nss_train.fit --data data/godot_demo [data/default ...] --init models/fast_x2.pt ...
@@ -31,7 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nss_train.frames import FrameError, frame_path, read_meta
-from nss_train.godot_capture import RAW_FORMAT, convert
+from nss_train.raw_capture import RAW_FORMAT, convert
 
 DRIVER = "res://addons/neural_ss/capture/paired_capture.tscn"
 SEQ_PATTERN = "seq_{:05d}"
@@ -143,7 +143,7 @@ def _count_raw(dirs: list[Path]) -> int:
 
 def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
     """Capture (or finish) the sequences; returns their directories. Raises CaptureError/FrameError."""
-    from nss_train.godot_env import GodotError, find_godot
+    from nss_train.godot import GodotError, find_godot
 
     if not cfg.out:
         raise CaptureError("--out DIR is required")
@@ -238,7 +238,7 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nss_train.capture_godot", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m nss_train.capture_pairs", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = CaptureConfig()
     helps = {"scene": "scene to capture, res://PATH.tscn", "out": "output dataset directory",
@@ -263,12 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seqs = capture(cfg, progress=not quiet)
     except (CaptureError, FrameError) as e:
-        print(f"capture_godot: error: {e}", file=sys.stderr)
+        print(f"capture_pairs: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("capture_godot: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("capture_pairs: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(f"capture_godot: {len(seqs)} sequence(s) x {cfg.frames} frame(s) in {cfg.out} "
+    print(f"capture_pairs: {len(seqs)} sequence(s) x {cfg.frames} frame(s) in {cfg.out} "
           f"({time.time() - t0:.0f} s); train with: python -m nss_train.fit --data {cfg.out}")
     return 0
 

@@ -4,10 +4,10 @@ The addon (addons/neural_ss/neural_ss_frame_writer.gd) writes raw float buffers 
 DIR/raw/ while the game runs (cheap, no EXR encoder in GDScript). This step turns them into the
 same on-disk format as the Blender data (nss_train.frames): DIR/meta.json + DIR/frame_00000.exr ...
 with a "lowres" part, plus a "target" part for paired captures (addons/neural_ss/capture/, run by
-`python -m nss_train.capture_godot`): their high-res render of the same instant was taken at
+`python -m nss_train.capture_pairs`): their high-res render of the same instant was taken at
 `target_ss` times the target size and is box-downsampled here (supersampling).
 
-    python -m nss_train.godot_capture DIR [--scale S] [--keep-raw]
+    python -m nss_train.raw_capture DIR [--scale S] [--keep-raw]
 
 Resumable: frames whose EXR is newer than their raw JSON are skipped.
 """
@@ -115,7 +115,7 @@ def convert(capture_dir: str | Path, scale: int | None = None, keep_raw: bool = 
     ss = int(session.get("target_ss", 1))
     records: list[dict] = []
     size0: tuple[int, int] | None = None
-    for seq in tqdm(seqs, desc=f"godot_capture {out.name}", unit="frame", disable=not progress):
+    for seq in tqdm(seqs, desc=f"raw_capture {out.name}", unit="frame", disable=not progress):
         dst = frame_path(out, seq)
         src_json = raw / f"frame_{seq:05d}.json"
         info = _load_json(src_json)
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = convert(a.dir, a.scale, a.keep_raw)
     except FrameError as e:
-        print(f"godot_capture: {e}", file=sys.stderr)
+        print(f"raw_capture: {e}", file=sys.stderr)
         return 1
-    print(f"godot_capture: {meta.frames} frame(s) {meta.lowres[0]}x{meta.lowres[1]} -> {a.dir} "
+    print(f"raw_capture: {meta.frames} frame(s) {meta.lowres[0]}x{meta.lowres[1]} -> {a.dir} "
           f"({FRAME_PATTERN.format(0)} ...)")
     return 0
 
