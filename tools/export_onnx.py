@@ -101,8 +101,9 @@ def _history_shape_exprs(model, multiple: int) -> list[tuple[str, list]]:
 
 
 def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_extra: dict | None = None,
-           verbose: bool = False) -> dict:
-    """Write `model` (nss_train.model) as an NSS ONNX graph with metadata; returns the metadata."""
+           verbose: bool = False, gpu_program: bool = True) -> dict:
+    """Write `model` (nss_train.model) as an NSS ONNX graph with metadata (and, for fp32 exports of presets
+    that have one, its GPU program beside it: write_gpu_program); returns the metadata."""
     import torch
     from torch.export import Dim
 
@@ -178,7 +179,24 @@ def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_e
     _set_meta(proto, meta)
     _save(proto, out)
     meta["_export_s"] = time.time() - t0
+    if gpu_program and not fp16:
+        meta["_gpu_program"] = write_gpu_program(model, out)
     return meta
+
+
+def write_gpu_program(model, out: Path) -> Path | None:
+    """The same network as an NSS GPU program beside the .onnx (`<stem>.nssgpu.json` + `.nssgpu.bin`, see
+    nss_runtime.gpu_program): what the Godot compute-shader runtime runs. None for presets without one."""
+    from nss_runtime.gpu_program import program_path_for, write_program
+    from nss_train.to_program import to_program
+
+    try:
+        prog, weights = to_program(copy.deepcopy(model).float().eval(), name=out.stem)
+    except ValueError:
+        return None
+    path = program_path_for(out)
+    write_program(path, prog, weights)
+    return path
 
 
 def _set_meta(proto, meta: dict) -> None:
@@ -422,6 +440,8 @@ def _run(a) -> int:
                   verbose=a.verbose)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {a.opset}, export {meta['_export_s']:.1f} s); "
           f"history: " + ", ".join(f"{e['name']}{e['shape']}" for e in meta["history"]))
+    if meta.get("_gpu_program"):
+        print(f"wrote {meta['_gpu_program']} (+ .nssgpu.bin): the GPU program (addons/neural_ss/gpu/)")
     if a.no_check:
         print("parity check skipped (--no-check)")
         return 0
