@@ -1,0 +1,256 @@
+"""The temporal preset `accum` (nss_train/accum.py): tests that see its wiring, on synthetic jittered scenes.
+
+They run the model code itself (its initialisation, and the shipped checkpoint models/accum_x2.pt), never an
+exported file. The scenes: a continuous pattern with detail above the low-res Nyquist frequency (below the
+output's), point-sampled at the Halton(2, 3) jittered sample positions, target = the pattern box-filtered over
+each output pixel. Edits each test catches (checked by applying them): see docs/model.md, "accum: what the
+tests catch".
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nss_train.accum as A
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "accum_x2.pt"
+
+
+# --- synthetic scenes ---------------------------------------------------------------------------
+
+def halton(i: int, b: int) -> float:
+    f, r = 1.0, 0.0
+    while i > 0:
+        f /= b
+        r += f * (i % b)
+        i //= b
+    return r
+
+
+def pattern(u, v, kind: int = 0):
+    """Linear RGB of a continuous pattern at (u, v) in low-res px: frequencies 0.35-0.62 cycles per low-res px."""
+    if kind == 0:
+        a = np.sin(2 * np.pi * (0.62 * u + 0.11 * v)) * np.sin(2 * np.pi * (0.07 * u + 0.58 * v))
+        b = np.sin(2 * np.pi * (0.35 * u - 0.4 * v))
+    else:
+        a = np.sin(2 * np.pi * (0.45 * u - 0.3 * v))
+        b = np.sin(2 * np.pi * (0.2 * u + 0.55 * v)) * np.sin(2 * np.pi * 0.5 * u)
+    return np.stack([0.45 + 0.35 * a, 0.45 + 0.25 * b, 0.45 + 0.2 * a * b]).astype(np.float32)
+
+
+def scene(n: int, size: int = 24, s: int = 2, vel=(0.0, 0.0), cut_at: int | None = None, kinds=None,
+          ss: int = 3) -> list[dict]:
+    """n frames of a pattern moving by `vel` low-res px per frame; contract motion = -vel (prev = p + m)."""
+    frames = []
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    Y, X = np.mgrid[0:size * s, 0:size * s].astype(np.float32)
+    for t in range(n):
+        j = np.array([halton(t + 1, 2) - 0.5, halton(t + 1, 3) - 0.5], np.float32)
+        kind = kinds[t] if kinds else 0
+        sx, sy = vel[0] * t, vel[1] * t
+        colour = pattern(xx + 0.5 + j[0] - sx, yy + 0.5 + j[1] - sy, kind)
+        target = sum(pattern((X + (a + 0.5) / ss) / s - sx, (Y + (b + 0.5) / ss) / s - sy, kind)
+                     for a in range(ss) for b in range(ss)) / ss ** 2
+        motion = np.stack([np.full((size, size), -vel[0]), np.full((size, size), -vel[1])]).astype(np.float32)
+        frames.append({"colour": colour, "depth": np.full((1, size, size), 5.0, np.float32), "motion": motion,
+                       "jitter": j, "target": target.astype(np.float32), "cut": t == 0 or t == cut_at})
+    return frames
+
+
+def run(model, frames, hist=None) -> list[np.ndarray]:
+    """Stream frames through model.step as the runtime does (reset on the first frame and on cuts)."""
+    outs = []
+    with torch.no_grad():
+        for f in frames:
+            c, d, m = (torch.from_numpy(np.ascontiguousarray(f[k]))[None] for k in ("colour", "depth", "motion"))
+            if hist is None:
+                hist = model.init_history(1, c.shape[2], c.shape[3])
+            r = torch.tensor([1.0 if f["cut"] else 0.0])
+            rgb, *hist = model.step(c, d, m, torch.from_numpy(f["jitter"])[None], r, *hist)
+            outs.append(rgb[0].numpy())
+    return outs
+
+
+def psnr(a, b, border: int = 3) -> float:
+    a, b = (np.clip(x[:, border:-border, border:-border], 0, 1) for x in (a, b))
+    return 10 * math.log10(1 / float(np.mean((a - b) ** 2)))
+
+
+def psnrs(model, frames) -> list[float]:
+    return [psnr(o, f["target"]) for o, f in zip(run(model, frames), frames)]
+
+
+def bilinear(f) -> np.ndarray:
+    return F.interpolate(torch.from_numpy(f["colour"])[None], scale_factor=2, mode="bilinear",
+                         align_corners=False)[0].numpy()
+
+
+MODELS = ["init"] + (["shipped"] if SHIPPED.is_file() else [])
+
+
+@pytest.fixture(params=MODELS, scope="module")
+def model(request):
+    if request.param == "init":
+        torch.manual_seed(0)
+        return A.Accum(A.AccumConfig(scale=2)).eval()
+    m, cfg, _ = A.load_checkpoint(SHIPPED)
+    assert cfg.scale == 2
+    return m
+
+
+# --- temporal behaviour ---------------------------------------------------------------------------
+
+def test_static_scene_accumulates_and_a_cut_starts_over(model):
+    """Static jittered scene: PSNR rises over the frames (the history gathers sub-pixel samples), falls back on a
+    cut, rises again; the accumulated result beats the single-frame bilinear upsample by a margin."""
+    fr = scene(20, cut_at=12)
+    p = psnrs(model, fr)
+    bil = float(np.mean([psnr(bilinear(f), f["target"]) for f in fr]))
+    assert p[11] > p[0] + 1.5, p
+    assert p[11] > bil + 2.0, (p, bil)
+    assert p[12] < p[11] - 1.5, p  # the cut drops the history
+    assert abs(p[12] - p[0]) < 0.5, p  # ... to where a first frame starts
+    assert p[19] > p[12] + 1.5, p
+
+
+def _moving(model, vel, transform=None):
+    fr = scene(14, vel=vel)
+    if transform:
+        for f in fr:
+            transform(f)
+    return float(np.mean(psnrs(model, fr)[4:]))
+
+
+@pytest.mark.parametrize("vel", [(0.37, 0.21), (-0.6, 0.45)])
+def test_motion_sign_and_warp_matter(model, vel):
+    """A moving pattern: the contract's motion (prev = p + m) beats the flipped sign and beats no warp at all."""
+    good = _moving(model, vel)
+    flipped = _moving(model, vel, lambda f: f.update(motion=-f["motion"]))
+    still = _moving(model, vel, lambda f: f.update(motion=0 * f["motion"]))
+    assert good > flipped + 1.5, (good, flipped)
+    assert good > still + 1.5, (good, still)
+
+
+def test_jitter_is_used_with_the_contract_sign(model):
+    """Static scene: telling the model the true jitter beats a zeroed and a negated jitter."""
+    good = _moving(model, (0.0, 0.0))
+    zeroed = _moving(model, (0.0, 0.0), lambda f: f.update(jitter=0 * f["jitter"]))
+    negated = _moving(model, (0.0, 0.0), lambda f: f.update(jitter=-f["jitter"]))
+    assert good > zeroed + 1.0, (good, zeroed)
+    assert good > negated + 1.5, (good, negated)
+
+
+def test_reset_forgets_the_history(model):
+    """A cut to a different scene: the output of the cut frame equals a fresh start on it, whatever the history
+    held; without the cut flag the old scene would leak in."""
+    fr = scene(10, kinds=[0] * 6 + [1] * 4, cut_at=6)
+    outs = run(model, fr)
+    fresh = run(model, fr[6:])
+    assert np.abs(outs[6] - fresh[0]).max() < 1e-5
+    assert np.abs(outs[9] - fresh[3]).max() < 1e-5
+    # history garbage is ignored on a reset frame
+    s = model.cfg.scale
+    junk = (torch.rand(1, A.HIST_CHANNELS, 24 * s, 24 * s),)
+    assert np.abs(run(model, fr[6:7], hist=junk)[0] - fresh[0]).max() < 1e-5
+    # and the flag matters: the same frame without a cut is different
+    fr[6]["cut"] = False
+    assert np.abs(run(model, fr)[6] - fresh[0]).max() > 1e-2
+
+
+# --- geometry wiring --------------------------------------------------------------------------------
+
+def test_dilate_motion_takes_the_closest_neighbour():
+    d = torch.zeros(1, 1, 5, 5)
+    d[0, 0, 2, 2] = 0.9  # near pixel (normalised depth: larger = closer)
+    m = torch.zeros(1, 2, 5, 5)
+    m[0, :, 2, 2] = torch.tensor([1.5, -2.0])
+    m[0, :, 0, 0] = torch.tensor([7.0, 7.0])  # a far pixel's own motion stays its own where nothing is closer
+    out = A.dilate_motion(m, d)
+    for y in range(1, 4):
+        for x in range(1, 4):
+            assert out[0, :, y, x].tolist() == [1.5, -2.0]
+    assert out[0, :, 0, 0].tolist() == [7.0, 7.0]  # tie (all far): the centre wins
+    assert out[0, :, 4, 4].tolist() == [0.0, 0.0]
+
+
+def test_the_step_uses_dilated_motion(model):
+    """A near pixel moving over a still background: its 3x3 neighbours move with it (dilation), so giving
+    the motion only to the near pixel or to its whole 3x3 block yields the same output."""
+    fr = scene(4)
+    for f in fr:
+        f["depth"][0, 10, 12] = 0.5  # nearer than the background (5.0)
+    sparse = [dict(f) for f in fr]
+    block = [dict(f) for f in fr]
+    for t in range(1, 4):
+        ms = np.zeros_like(fr[t]["motion"])
+        ms[:, 10, 12] = (1.4, -0.8)
+        v = np.array([1.4, -0.8], np.float32)[:, None, None]
+        mb = np.zeros_like(ms)
+        mb[:, 9:12, 11:14] = v
+        sparse[t]["motion"], block[t]["motion"] = ms, mb
+    a, b = run(model, sparse), run(model, block)
+    assert np.abs(a[3] - b[3]).max() < 1e-5
+    assert np.abs(a[3] - run(model, fr)[3]).max() > 1e-3  # and the motion does move the history
+
+
+def test_warp_history_moves_by_scaled_motion_and_flags_outside():
+    h = torch.zeros(1, 4, 8, 8)
+    h[0, :, 3, 5] = 1.0
+    m = torch.zeros(1, 2, 4, 4)
+    m[0, 0] = 0.5  # low-res px -> 1 output px: prev = p + m
+    out, valid = A.warp_history(h, m, 2)
+    assert float(out[0, 0, 3, 4]) == pytest.approx(1.0, abs=1e-5)  # H_w(p) = H(p + s m)
+    assert float(valid[0, 0, 3, 6]) == 1.0 and float(valid[0, 0, 3, 7]) == 0.0  # 7.5 + 1 > 8: outside
+    m[0, 0] = 2.0
+    _, valid = A.warp_history(h, m, 2)
+    assert float(valid[0, 0, 0, 3]) == 1.0 and float(valid[0, 0, 0, 4]) == 0.0  # x + 4 leaves the frame
+
+
+def test_untrained_model_is_a_taa_upsampler():
+    """At initialisation: flat input -> flat output (normalised kernel, no residual); first frame ~ a narrow
+    Gaussian interpolation of the current samples; the running-mean prior gives 1/2, 2/3, ... blend weights."""
+    torch.manual_seed(0)
+    m = A.Accum(A.AccumConfig()).eval()
+    c = torch.full((1, 3, 8, 8), 0.7)
+    hist = m.init_history(1, 8, 8)
+    with torch.no_grad():
+        rgb, h1 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.2, -0.3]]),
+                         torch.ones(1), *hist)
+        assert torch.allclose(rgb, torch.full_like(rgb, 0.7), atol=1e-4)
+        assert float(h1[:, 3].max()) == 0.0  # reset frame: no history used
+        _, h2 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.1, 0.1]]),
+                       torch.zeros(1), h1)
+        _, h3 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.1, 0.1]]),
+                       torch.zeros(1), h2)
+    assert float(h2[0, 3].mean()) == pytest.approx(0.5, abs=1e-4)
+    assert float(h3[0, 3].mean()) == pytest.approx(2 / 3, abs=1e-4)
+    y = torch.linspace(0, 0.99, 50)
+    assert torch.allclose(A.reinhard(A.inverse_reinhard(y)), y, atol=1e-6)
+
+
+def test_cost_within_budget():
+    rows = A.cost_table(A.AccumConfig(scale=2), 180, 320)
+    total = sum(v for _, v in rows)
+    assert 2000 < total <= 20000, rows  # issue 13: <= 20 kFLOP per output pixel at 2x, every op counted
+    assert any("warp" in k for k, _ in rows) and any("softmax" in k for k, _ in rows)
+
+
+# --- training through time ---------------------------------------------------------------------------
+
+def test_sequence_gradients_reach_back_through_the_history():
+    """Truncated BPTT: the loss on the last frame of a window depends on the first frame's colour."""
+    torch.manual_seed(0)
+    m = A.Accum(A.AccumConfig())
+    fr = scene(6, size=8)
+    st = {k: torch.from_numpy(np.stack([f[k] for f in fr]))[None] for k in ("colour", "depth", "motion", "jitter")}
+    colour = st["colour"].clone().requires_grad_(True)
+    out = m.forward_sequence(colour, st["depth"], st["motion"], st["jitter"])
+    out[:, -1].sum().backward()
+    assert float(colour.grad[0, 0].abs().sum()) > 0
+    assert out.shape == (1, 6, 3, 16, 16)
