@@ -201,16 +201,20 @@ class WindowDataset(torch.utils.data.Dataset):
     skip_bad: validate every frame up front; windows touching a bad frame are dropped
     and the bad frames logged once. Otherwise a bad frame raises FrameError when read.
     cache: keep decoded frames in memory (up to cache_bytes, least recently used out).
+    sequence: windows for recurrent models (preset accum): n_prev+1 consecutive frames of one sequence that MAY
+    cross camera cuts; each item also has `reset` [T] (1 on the window's first frame and on every cut, where the
+    model drops its history) and `target` holds every frame's target [T,3,s*h,s*w]. No padding.
     """
 
     def __init__(self, seq_dirs, n_prev: int = 4, crop=None, augment: bool = True, seed: int = 0,
                  pad_start: bool = True, skip_bad: bool = False, cache: bool = True,
-                 cache_bytes: int = 2 << 30, progress: bool = False):
+                 cache_bytes: int = 2 << 30, progress: bool = False, sequence: bool = False):
         if n_prev < 0:
             raise ValueError(f"n_prev {n_prev}: expected >= 0")
         self.seq_dirs = _sequence_dirs(seq_dirs)
         self.n_prev, self.augment, self.seed, self.pad_start = n_prev, augment, seed, pad_start
         self.skip_bad, self.cache = skip_bad, cache
+        self.sequence = sequence
         self.cache_bytes, self._cache, self._cached = cache_bytes, OrderedDict(), 0
         self.epoch = 0
         self.metas = []
@@ -267,6 +271,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self.windows: list[tuple[int, int]] = []
         for si, m in enumerate(self.metas):
             for t in range(m.frames):
+                if sequence:  # consecutive frames of the sequence, cuts inside allowed (reset flags)
+                    if t >= n_prev and not any((si, i) in self.bad for i in range(t - n_prev, t + 1)):
+                        self.windows.append((si, t))
+                    continue
                 lo = self._segment_start(si, t)
                 first = max(lo, t - n_prev)
                 if not pad_start and t - n_prev < lo:
@@ -316,6 +324,8 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> dict:
         si, t = self.windows[idx]
         m = self.metas[si]
+        if self.sequence:
+            return self._sequence_item(idx, si, t)
         lo = self._segment_start(si, t)
         first = max(lo, t - self.n_prev)
         n_pad = max(0, lo - (t - self.n_prev)) if self.pad_start else 0
@@ -354,6 +364,41 @@ class WindowDataset(torch.utils.data.Dataset):
         return {"colour": tensor(colour), "depth": tensor(depth), "motion": tensor(motion),
                 "jitter": tensor(jitter), "target": tensor(target), "scale": torch.tensor(s),
                 "seq": str(self.seq_dirs[si]), "frame": int(t)}
+
+
+    def _sequence_item(self, idx: int, si: int, t: int) -> dict:
+        """Frames t-n_prev..t with every target and the reset flags (see `sequence` in the class docstring)."""
+        m = self.metas[si]
+        idxs = list(range(t - self.n_prev, t + 1))
+        frs = [self._frame(si, i) for i in idxs]
+        colour = np.stack([f.colour for f in frs])
+        depth = np.stack([f.depth for f in frs])
+        motion = np.stack([f.motion for f in frs])
+        target = np.stack([f.target for f in frs])
+        jitter = np.asarray([m.jitter[i] for i in idxs], np.float32)
+        reset = np.asarray([1.0 if (k == 0 or m.cuts[i]) else 0.0 for k, i in enumerate(idxs)], np.float32)
+        rng = np.random.default_rng([self.seed, self.epoch, idx])
+        s = self.scale
+        if self.crop is not None:
+            cw, ch = self.crop
+            w, h = m.lowres
+            x0 = int(rng.integers(0, w - cw + 1))
+            y0 = int(rng.integers(0, h - ch + 1))
+            colour, depth, motion = (a[..., y0:y0 + ch, x0:x0 + cw] for a in (colour, depth, motion))
+            target = target[..., y0 * s:(y0 + ch) * s, x0 * s:(x0 + cw) * s]
+        if self.augment:  # the same dihedral op on pixels, motion vectors and jitter of every frame
+            h, w = colour.shape[-2:]
+            k = int(rng.integers(0, 8 if h == w else 4))
+            colour, depth, target = (_dihedral(a, k) for a in (colour, depth, target))
+            motion = _dihedral_vec(_dihedral(motion, k), k, axis=1)
+            jitter = _dihedral_vec(jitter, k, axis=1)
+
+        def tensor(a):
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        return {"colour": tensor(colour), "depth": tensor(depth), "motion": tensor(motion),
+                "jitter": tensor(jitter), "target": tensor(target), "reset": tensor(reset),
+                "scale": torch.tensor(s), "seq": str(self.seq_dirs[si]), "frame": int(t)}
 
 
 # --- CLI -------------------------------------------------------------------------------------

@@ -254,3 +254,54 @@ def test_sequence_gradients_reach_back_through_the_history():
     out[:, -1].sum().backward()
     assert float(colour.grad[0, 0].abs().sum()) > 0
     assert out.shape == (1, 6, 3, 16, 16)
+
+
+# --- sequence windows for training (nss_train.data.WindowDataset(sequence=True)) ----------------------
+
+def _write_scene(root: Path, name: str, frames: list[dict]) -> Path:
+    from nss_train import frames as FR
+    d = root / name
+    d.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        FR.write_frame(FR.frame_path(d, i), FR.Frame(colour=f["colour"], depth=f["depth"], motion=f["motion"],
+                                                     target=f["target"]))
+    size = frames[0]["colour"].shape[1:]
+    FR.write_meta(d, FR.SequenceMeta(lowres=(size[1], size[0]), scale=2, frames=len(frames),
+                                     jitter=[[float(v) for v in f["jitter"]] for f in frames],
+                                     cuts=[bool(f["cut"]) for f in frames], source={"tool": "test_accum"}))
+    return d
+
+
+def _err(item, t: int, jitter, motion) -> tuple[float, float]:
+    """(error of the low-res colour against the target sampled at the jittered positions, error of frame t's
+    target against frame t-1's target warped with `motion`) of one window item."""
+    s = 2
+    col, tgt = item["colour"][t], item["target"]
+    h, w = col.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    gx = (xs + jitter[0]) * s / (w * s) * 2 - 1
+    gy = (ys + jitter[1]) * s / (h * s) * 2 - 1
+    smp = F.grid_sample(tgt[t][None], torch.stack([gx, gy], -1)[None], align_corners=False)[0]
+    e_j = float((smp - col).abs()[:, 2:-2, 2:-2].mean())
+    warped = A.warp_history(tgt[t - 1][None], motion[None], s)[0][0]
+    e_m = float((warped - tgt[t]).abs()[:, 6:-6, 6:-6].mean())
+    return e_j, e_m
+
+
+def test_sequence_windows_reset_flags_and_consistent_augmentation(tmp_path):
+    from nss_train.data import WindowDataset
+    _write_scene(tmp_path, "a", scene(10, size=16, vel=(0.55, -0.3), cut_at=6))
+    ds = WindowDataset(tmp_path, n_prev=7, sequence=True, augment=False)
+    assert len(ds) == 3  # windows ending at frames 7, 8, 9; no padding
+    it = ds[0]
+    assert it["target"].shape == (8, 3, 32, 32) and it["reset"].tolist() == [1, 0, 0, 0, 0, 0, 1, 0]
+    aug = WindowDataset(tmp_path, n_prev=7, sequence=True, augment=True, crop=(12, 12), seed=3)
+    for epoch in range(6):  # several dihedral ops: motion and jitter must follow the pixels
+        aug.set_epoch(epoch)
+        it = aug[1]
+        t = 3
+        e_j, e_m = _err(it, t, it["jitter"][t], it["motion"][t])
+        e_j_bad, _ = _err(it, t, -it["jitter"][t], it["motion"][t])
+        _, e_m_bad = _err(it, t, it["jitter"][t], -it["motion"][t])
+        assert e_j < 0.7 * e_j_bad, (epoch, e_j, e_j_bad)
+        assert e_m < 0.5 * e_m_bad, (epoch, e_m, e_m_bad)
