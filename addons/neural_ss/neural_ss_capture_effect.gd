@@ -36,6 +36,7 @@ layout(push_constant, std430) uniform Params {
 	vec4 rot0;           // rows of R = inverse(prev camera basis) * current basis; rot0.w = orthogonal
 	vec4 rot1;           // rot1.w = 1 when a previous frame exists
 	vec4 rot2;           // rot2.w = depth written on the background
+	vec4 jit;            // xy: jitter change (cur - prev) the velocity holds, zw: this frame's jitter (px)
 } p;
 
 void main() {
@@ -55,13 +56,13 @@ void main() {
 	} else {
 		z = near * far / (near + d * (far - near));
 	}
-	vec2 mv = texelFetch(velocity_in, pix, 0).xy * size;
+	vec2 mv = texelFetch(velocity_in, pix, 0).xy * size - p.jit.xy;
 	if (sky) {
 		z = p.rot2.w;
 		mv = vec2(0.0);
 		if (p.rot1.w > 0.5 && p.rot0.w < 0.5) {
 			// A direction at infinity moves only with the camera's rotation.
-			vec2 pc = vec2(pix) + 0.5;
+			vec2 pc = vec2(pix) + 0.5 + p.jit.zw;  // where this pixel's sample lies
 			vec2 ndc = vec2(pc.x / size.x * 2.0 - 1.0, 1.0 - pc.y / size.y * 2.0);
 			vec3 dir = vec3((ndc.x + p.cur_proj.z) / p.cur_proj.x, (ndc.y + p.cur_proj.w) / p.cur_proj.y, -1.0);
 			vec3 dp = vec3(dot(p.rot0.xyz, dir), dot(p.rot1.xyz, dir), dot(p.rot2.xyz, dir));
@@ -93,7 +94,7 @@ var _failed := false
 func _init() -> void:
 	effect_callback_type = CompositorEffect.EFFECT_CALLBACK_TYPE_POST_TRANSPARENT
 	needs_motion_vectors = true
-	_params.resize(24)
+	_params.resize(28)
 	RenderingServer.call_on_render_thread(_init_gpu)
 
 
@@ -105,11 +106,13 @@ func _notification(what: int) -> void:
 				_rd.free_rid(rid)
 
 
-## Camera state of the frame about to be rendered (main thread). `params` is the 24-float push
+## Camera state of the frame about to be rendered (main thread). `params` is the 28-float push
 ## constant block documented in the shader (size filled in here); `info` holds index, cut, time,
 ## intrinsics and projection terms for the NeuralSSFrame.
 func set_frame_params(params: PackedFloat32Array, info: Dictionary) -> void:
 	_params = params
+	while _params.size() < 28:  # the 24-float block of older callers: no jitter
+		_params.append(0.0)
 	_info = info
 
 
@@ -201,7 +204,8 @@ func _render_callback(callback_type: int, render_data: RenderData) -> void:
 	frame.camera_cut = bool(_info.get("cut", false)) or resized
 	frame.time = _info.get("time", 0.0)
 	frame.intrinsics = _intrinsics(size)
-	frame.jitter = _jitter(render_data, size)
+	# the owner's own jitter when it applied one (exact), else what the engine's projection says (TAA)
+	frame.jitter = _info["jitter"] if _info.has("jitter") else _jitter(render_data, size)
 	if on_frame.is_valid():
 		if _rd.has_method("texture_get_data_async"):
 			_pending[frame.index] = {"frame": frame}

@@ -27,6 +27,14 @@ const PRESENT_SHADER := preload("present_linear.gdshader")
 @export var capture_enabled: bool = true
 ## Render the low-res frame with TAA (jittered); the jitter is then recorded per frame.
 @export var use_taa: bool = false
+## Raw sub-pixel jitter for temporal models: every low-res frame is rendered with the camera's
+## projection shifted off-axis by a Halton(2,3) offset (exact, no TAA resolve: the network sees
+## the raw jittered samples). The offset is recorded per frame (NeuralSSFrame.jitter: the sample
+## of pixel (i, j) lies at (i + 0.5 + jx, j + 0.5 + jy)) and motion stays jitter-free. Perspective
+## and frustum cameras; ignored while use_taa is on (TAA jitters by itself) and in NATIVE mode.
+@export var jitter: bool = false
+## Length of the Halton(2,3) jitter sequence (frame_index modulo this).
+@export_range(1, 64) var jitter_samples: int = 8
 ## Automatic camera cut when the camera jumps further than this in one frame (scene units)...
 @export var cut_distance: float = 4.0
 ## ...or turns more than this (degrees).
@@ -49,6 +57,8 @@ var frame_index: int = 0
 var scene_time: float = -1.0
 ## True while the low-res SubViewport is in use.
 var active: bool = false
+## Jitter of the frame rendered now, in low-res pixels (zero when off).
+var current_jitter := Vector2.ZERO
 
 var _source_vp: Viewport
 var _sub: SubViewport
@@ -64,6 +74,7 @@ var _neural_usec: int = -1000000000
 var _prev_xform := Transform3D()
 var _prev_proj := Vector4.ZERO
 var _has_prev := false
+var _prev_jitter := Vector2.ZERO
 var _cut_requested := true
 var _warned := {}
 var _has_rd := false
@@ -240,6 +251,7 @@ func _sync_camera(src: Camera3D) -> void:
 	_cam.cull_mask = src.cull_mask
 	_cam.environment = src.environment
 	_cam.attributes = src.attributes
+	_apply_jitter(src)
 	var comp := Compositor.new()
 	var effects: Array[CompositorEffect] = []
 	if src.compositor != null:
@@ -287,12 +299,56 @@ func _process(_delta: float) -> void:
 	_update_overlay()
 
 
+## Halton sample `index` (1-based) of base `b`, in [0, 1).
+static func halton(index: int, b: int) -> float:
+	var f := 1.0
+	var r := 0.0
+	var i := index
+	while i > 0:
+		f /= b
+		r += f * (i % b)
+		i /= b
+	return r
+
+
+## The jitter NeuralSSViewport uses for frame `index` with `samples` samples: Halton(2,3) from
+## index 1 on (index 0 is the centre), minus 0.5, in low-res pixels.
+static func jitter_offset(index: int, samples: int) -> Vector2:
+	var k := posmod(index, maxi(samples, 1)) + 1
+	return Vector2(halton(k, 2) - 0.5, halton(k, 3) - 0.5)
+
+
+# Off-axis projection: a frustum whose near-plane window is shifted by the jitter. Pixel (i, j)
+# then samples (i + 0.5 + jx, j + 0.5 + jy): the window moves right by jx pixels (x right) and
+# down by jy pixels (frustum_offset.y points up).
+func _apply_jitter(src: Camera3D) -> void:
+	current_jitter = Vector2.ZERO
+	if not jitter or use_taa or mode == Mode.NATIVE or _low_size.x <= 0 or _low_size.y <= 0:
+		return
+	var extent := 0.0  # near-plane window size along the keep_aspect axis
+	match src.projection:
+		Camera3D.PROJECTION_PERSPECTIVE:
+			extent = 2.0 * src.near * tan(deg_to_rad(src.fov) * 0.5)
+		Camera3D.PROJECTION_FRUSTUM:
+			extent = src.size
+		_:
+			_warn("jitter_ortho", "neural_ss: jitter needs a perspective or frustum camera; orthogonal: no jitter")
+			return
+	var px := extent / float(_low_size.y if src.keep_aspect == Camera3D.KEEP_HEIGHT else _low_size.x)
+	current_jitter = jitter_offset(frame_index, jitter_samples)
+	_cam.projection = Camera3D.PROJECTION_FRUSTUM
+	_cam.size = extent
+	_cam.frustum_offset = src.frustum_offset + Vector2(current_jitter.x, -current_jitter.y) * px
+
+
 func _feed_effect() -> void:
 	if _effect == null:
 		return
 	var xf := _cam.global_transform.orthonormalized()
 	var pr := _cam.get_camera_projection()
-	var pv := Vector4(pr.x.x, pr.y.y, pr.z.x, pr.z.y)
+	# un-jittered projection terms (the jitter moves P20 by 2 jx / w and P21 by -2 jy / h)
+	var pv := Vector4(pr.x.x, pr.y.y, pr.z.x - 2.0 * current_jitter.x / _low_size.x,
+			pr.z.y + 2.0 * current_jitter.y / _low_size.y)
 	var cut := _cut_requested or not _has_prev
 	if _has_prev and not cut:
 		var moved := xf.origin.distance_to(_prev_xform.origin)
@@ -309,11 +365,19 @@ func _feed_effect() -> void:
 		r.x.x, r.y.x, r.z.x, ortho,
 		r.x.y, r.y.y, r.z.y, 0.0 if cut else 1.0,
 		r.x.z, r.y.z, r.z.z, 0.0,
+		# the engine's velocity holds the jitter change (it only removes TAA's): subtract it
+		current_jitter.x - (_prev_jitter.x if _has_prev else current_jitter.x),
+		current_jitter.y - (_prev_jitter.y if _has_prev else current_jitter.y),
+		current_jitter.x, current_jitter.y,
 	])
 	var t := scene_time if scene_time >= 0.0 else Time.get_ticks_msec() / 1000.0
-	_effect.set_frame_params(p, {"index": frame_index, "cut": cut, "time": t, "fov_y_deg": _cam.fov})
+	var info := {"index": frame_index, "cut": cut, "time": t, "fov_y_deg": _cam.fov}
+	if jitter and not use_taa:
+		info["jitter"] = current_jitter
+	_effect.set_frame_params(p, info)
 	_prev_xform = xf
 	_prev_proj = pv
+	_prev_jitter = current_jitter
 	_has_prev = true
 	_cut_requested = false
 
