@@ -1,0 +1,393 @@
+class_name NeuralSSGpuKernels
+extends RefCounted
+## GLSL compute kernels of the GPU runtime (NeuralSSGpuRunner), one per op of the NSS GPU program
+## (addons/neural_ss/runtime/nss_runtime/gpu_program.py is the reference of every op; docs/runtime.md).
+##
+## Tensors live in storage buffers as vec4-packed channels: element (c, y, x) of a [C, H, W] tensor is
+## component c % 4 of vec4 number ((c / 4) * H + y) * W + x; padding lanes (c >= C) hold 0. Every kernel
+## runs 8x8 threads per work group over (x, y) and one z slice per output vec4 group, except conv2d (z =
+## a block of OCB output groups). All share one push-constant block (96 bytes):
+##   o  = out W, H, C4, C        a  = first input W, H, C4, C
+##   i1, i2 = op-specific ints   f0 = act id, mul, add, act parameter   f1 = op-specific floats
+## Sources are compiled at run time (RenderingDevice.shader_compile_spirv_from_source) with #defines.
+
+const ACTS := ["none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm"]
+
+const HEADER := """
+#version 450
+layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
+layout(push_constant, std430) uniform Params {
+	ivec4 o;
+	ivec4 a;
+	ivec4 i1;
+	ivec4 i2;
+	vec4 f0;
+	vec4 f1;
+} p;
+
+vec4 act(vec4 x) {
+	int id = int(p.f0.x + 0.5);
+	if (id == 1) {
+		x = max(x, vec4(0.0));
+	} else if (id == 2) {
+		x = 1.0 / (1.0 + exp(-clamp(x, -80.0, 80.0)));
+	} else if (id == 3) {
+		x = tanh(clamp(x, -15.0, 15.0));
+	} else if (id == 4) {
+		x = max(x, vec4(0.0)) + log(1.0 + exp(-abs(x)));
+	} else if (id == 5) {
+		x = max(x, vec4(0.0));
+		x = x / (1.0 + x);
+	} else if (id == 6) {
+		x = clamp(x, vec4(0.0), vec4(p.f0.w));
+		x = x / (1.0 - x);
+	} else if (id == 7) {
+		x = max(mix(x, vec4(0.0), isnan(x)), vec4(0.0));
+		x = 1.0 / (1.0 + x / p.f0.w);
+	}
+	return x * p.f0.y + p.f0.z;
+}
+
+// lanes at or past C are zero
+vec4 lane_mask(int c4, int C) {
+	return vec4(greaterThan(ivec4(C) - ivec4(4 * c4) - ivec4(0, 1, 2, 3), ivec4(0)));
+}
+
+#define OUT_IDX(CC, YY, XX) (((CC) * p.o.y + (YY)) * p.o.x + (XX))
+#define IN_IDX(CC, YY, XX) (((CC) * p.a.y + (YY)) * p.a.x + (XX))
+#define GUARD ivec3 g = ivec3(gl_GlobalInvocationID); if (g.x >= p.o.x || g.y >= p.o.y || g.z >= p.o.z) { return; }
+"""
+
+# --- kernels (body after HEADER; each a full main) ------------------------------------------------
+
+const INPUT := """
+layout(rgba32f, set = 0, binding = 0) uniform restrict readonly image2D rgbd_in;
+layout(rg32f, set = 0, binding = 1) uniform restrict readonly image2D motion_in;
+layout(std430, set = 0, binding = 2) restrict writeonly buffer C { vec4 colour[]; };
+layout(std430, set = 0, binding = 3) restrict writeonly buffer D { vec4 depth[]; };
+layout(std430, set = 0, binding = 4) restrict writeonly buffer M { vec4 motion[]; };
+void main() {
+	GUARD
+	vec4 c = imageLoad(rgbd_in, g.xy);
+	vec2 m = imageLoad(motion_in, g.xy).xy;
+	int i = g.y * p.o.x + g.x;
+	colour[i] = vec4(c.rgb, 0.0);
+	depth[i] = vec4(c.a, 0.0, 0.0, 0.0);
+	motion[i] = vec4(m, 0.0, 0.0);
+}
+"""
+
+const OUTPUT := """
+layout(rgba32f, set = 0, binding = 0) uniform restrict writeonly image2D img;
+layout(std430, set = 0, binding = 1) restrict readonly buffer X { vec4 x[]; };
+void main() {
+	GUARD
+	imageStore(img, g.xy, vec4(x[OUT_IDX(0, g.y, g.x)].rgb, 1.0));
+}
+"""
+
+const MAP := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	int i = OUT_IDX(g.z, g.y, g.x);
+	o_buf[i] = act(a_buf[i]) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# i1 = channel counts of inputs 0..3 (0 = unused), i2.x = first channel read from input 0 (slice)
+const CONCAT := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 in0[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 in1[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 in2[]; };
+layout(std430, set = 0, binding = 4) restrict readonly buffer D { vec4 in3[]; };
+float fetch(int k, int c, int y, int x) {
+	int i = OUT_IDX(c / 4, y, x);
+	int l = c % 4;
+	if (k == 0) return in0[i][l];
+	if (k == 1) return in1[i][l];
+	if (k == 2) return in2[i][l];
+	return in3[i][l];
+}
+void main() {
+	GUARD
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int k = 0;
+		int cc = c + p.i2.x;
+		if (p.i2.x == 0) {
+			cc = c;
+			while (k < 3 && cc >= p.i1[k]) { cc -= p.i1[k]; k++; }
+		}
+		v[r] = fetch(k, cc, g.y, g.x);
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# i1.x: 0 add, 1 mul (b may have 1 channel: broadcast), 2 blend a * x + (1 - a) * y (a broadcast when
+# it has 1 channel), 3 where_reset (binding 3 = reset; i1.y = 1 when the "if reset" input is zeros)
+const BINARY := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 b_buf[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 c_buf[]; };
+void main() {
+	GUARD
+	int i = OUT_IDX(g.z, g.y, g.x);
+	int mode = p.i1.x;
+	vec4 v;
+	if (mode == 0) {
+		v = a_buf[i] + b_buf[i];
+	} else if (mode == 1) {
+		vec4 b = p.i2.x == 1 ? vec4(b_buf[OUT_IDX(0, g.y, g.x)].x) : b_buf[i];
+		v = a_buf[i] * b;
+	} else if (mode == 2) {
+		vec4 a = p.a.w == 1 ? vec4(a_buf[OUT_IDX(0, g.y, g.x)].x) : a_buf[i];
+		v = a * b_buf[i] + (1.0 - a) * c_buf[i];
+	} else {
+		bool reset = c_buf[0].x > 0.5;
+		v = reset ? (p.i1.y == 1 ? vec4(0.0) : a_buf[i]) : b_buf[i];
+	}
+	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+const GATHER_NEAREST := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer F { vec4 flow[]; };
+void main() {
+	GUARD
+	vec2 f = flow[OUT_IDX(0, g.y, g.x)].xy;
+	int u = clamp(int(roundEven(float(g.x) + f.x)), 0, p.o.x - 1);
+	int v = clamp(int(roundEven(float(g.y) + f.y)), 0, p.o.y - 1);
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(x_buf[OUT_IDX(g.z, v, u)]) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# conv2d, K x K, stride 1, same size. #define K, OCB (output vec4 groups per thread).
+# Weights (binding 2): for each output group og, tap t, input group ci, input lane j: one vec4 of the
+# 4 output channels' weights, at p.i1.x + ((og * K*K + t) * cin4 + ci) * 4 + j; bias vec4 og at
+# p.i1.y + og (p.i1.y < 0: none). p.i1.z: padding 0 zeros, 1 replicate. Each work group stages an
+# (8 + K - 1)^2 tile of one input group in shared memory per step over the input groups.
+const CONV := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer W { vec4 w[]; };
+#define R (K / 2)
+#define TW (8 + K - 1)
+shared vec4 tile[TW * TW];
+void main() {
+	ivec2 gx = ivec2(gl_GlobalInvocationID.xy);
+	ivec2 lx = ivec2(gl_LocalInvocationID.xy);
+	ivec2 org = ivec2(gl_WorkGroupID.xy) * 8 - R;
+	int og0 = int(gl_WorkGroupID.z) * OCB;
+	int W_ = p.a.x;
+	int H_ = p.a.y;
+	int cin4 = p.a.z;
+	int cout4 = p.o.z;
+	bool inside = gx.x < W_ && gx.y < H_;
+	vec4 acc[OCB];
+	for (int o = 0; o < OCB; o++) {
+		acc[o] = (p.i1.y >= 0 && og0 + o < cout4) ? w[p.i1.y + og0 + o] : vec4(0.0);
+	}
+	int li = lx.y * 8 + lx.x;
+	for (int ci = 0; ci < cin4; ci++) {
+		for (int t = li; t < TW * TW; t += 64) {
+			ivec2 q = org + ivec2(t % TW, t / TW);
+			vec4 v = vec4(0.0);
+			if (p.i1.z == 1) {
+				q = clamp(q, ivec2(0), ivec2(W_ - 1, H_ - 1));
+				v = x_buf[(ci * H_ + q.y) * W_ + q.x];
+			} else if (q.x >= 0 && q.y >= 0 && q.x < W_ && q.y < H_) {
+				v = x_buf[(ci * H_ + q.y) * W_ + q.x];
+			}
+			tile[t] = v;
+		}
+		barrier();
+		if (inside) {
+			for (int ky = 0; ky < K; ky++) {
+				for (int kx = 0; kx < K; kx++) {
+					vec4 v = tile[(lx.y + ky) * TW + lx.x + kx];
+					int tap = ky * K + kx;
+					for (int o = 0; o < OCB; o++) {
+						if (og0 + o < cout4) {
+							int b = p.i1.x + (((og0 + o) * K * K + tap) * cin4 + ci) * 4;
+							acc[o] += w[b] * v.x + w[b + 1] * v.y + w[b + 2] * v.z + w[b + 3] * v.w;
+						}
+					}
+				}
+			}
+		}
+		barrier();
+	}
+	if (inside) {
+		for (int o = 0; o < OCB; o++) {
+			int og = og0 + o;
+			if (og < cout4) {
+				o_buf[(og * H_ + gx.y) * W_ + gx.x] = act(acc[o]) * lane_mask(og, p.o.w);
+			}
+		}
+	}
+}
+"""
+
+# i1.x: 0 max, 1 average
+const POOL2 := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	vec4 v00 = a_buf[IN_IDX(g.z, 2 * g.y, 2 * g.x)];
+	vec4 v01 = a_buf[IN_IDX(g.z, 2 * g.y, 2 * g.x + 1)];
+	vec4 v10 = a_buf[IN_IDX(g.z, 2 * g.y + 1, 2 * g.x)];
+	vec4 v11 = a_buf[IN_IDX(g.z, 2 * g.y + 1, 2 * g.x + 1)];
+	vec4 v = p.i1.x == 0 ? max(max(v00, v01), max(v10, v11)) : (v00 + v01 + v10 + v11) * 0.25;
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# 2x; i1.x: 0 bilinear (align_corners = False, like torch), 1 nearest
+const UPSAMPLE2 := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	vec4 v;
+	if (p.i1.x == 1) {
+		v = a_buf[IN_IDX(g.z, g.y / 2, g.x / 2)];
+	} else {
+		vec2 src = max((vec2(g.xy) + 0.5) * 0.5 - 0.5, vec2(0.0));
+		ivec2 i0 = ivec2(floor(src));
+		ivec2 i1 = min(i0 + 1, ivec2(p.a.x - 1, p.a.y - 1));
+		vec2 f = src - vec2(i0);
+		vec4 top = a_buf[IN_IDX(g.z, i0.y, i0.x)] * (1.0 - f.x) + a_buf[IN_IDX(g.z, i0.y, i1.x)] * f.x;
+		vec4 bot = a_buf[IN_IDX(g.z, i1.y, i0.x)] * (1.0 - f.x) + a_buf[IN_IDX(g.z, i1.y, i1.x)] * f.x;
+		v = top * (1.0 - f.y) + bot * f.y;
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# i1.x = s. Output channel c*s*s + q is x[c] where q is the jittered sample's block position, else 0.
+const FOLD_ONEHOT := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
+void main() {
+	GUARD
+	int s = p.i1.x;
+	ivec2 off = ivec2(clamp(floor(float(s) * (0.5 + jit[0].xy)), vec2(0.0), vec2(float(s - 1))));
+	int pos = off.y * s + off.x;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c / (s * s);
+		if (c % (s * s) == pos) {
+			v[r] = a_buf[IN_IDX(ci / 4, g.y, g.x)][ci % 4];
+		}
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# One previous frame n of fold_warp (one dispatch per frame): writes the vec4 groups of channels
+# (c, n, py, px), i.e. group ((c * N + n) * s*s + q) / 4 for q in 0..s*s-1 (s*s is a multiple of 4).
+# i1 = s, n, N, input channels C; z runs over C * s*s / 4 groups. Weight: lane n of the weight tensor.
+const FOLD_WARP := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer F { vec4 flow[]; };
+layout(std430, set = 0, binding = 4) restrict readonly buffer Wt { vec4 wts[]; };
+void main() {
+	ivec3 g = ivec3(gl_GlobalInvocationID);
+	int s = p.i1.x;
+	int n = p.i1.y;
+	int N = p.i1.z;
+	int C = p.i1.w;
+	int qg = (s * s) / 4;
+	if (g.x >= p.o.x || g.y >= p.o.y || g.z >= C * qg) {
+		return;
+	}
+	int c = g.z / qg;
+	int q0 = (g.z % qg) * 4;
+	vec2 off = clamp(floor(float(s) * (0.5 + jit[0].xy)), vec2(0.0), vec2(float(s - 1)));
+	vec2 f = flow[OUT_IDX(0, g.y, g.x)].xy;
+	float wn = wts[OUT_IDX(n / 4, g.y, g.x)][n % 4];
+	vec4 v;
+	for (int r = 0; r < 4; r++) {
+		int q = q0 + r;
+		vec2 ph = vec2(float(q % s), float(q / s));
+		vec2 pos = float(s) * vec2(g.xy) + ph + float(s) * f;
+		vec2 cell = roundEven((pos - off) / float(s));
+		vec2 wt = max(1.0 - abs(pos - (float(s) * cell + off)), vec2(0.0));
+		bool ok = cell.x >= 0.0 && cell.y >= 0.0 && cell.x <= float(p.o.x - 1) && cell.y <= float(p.o.y - 1);
+		ivec2 ci = clamp(ivec2(cell), ivec2(0), ivec2(p.o.x - 1, p.o.y - 1));
+		float x = x_buf[OUT_IDX(c / 4, ci.y, ci.x)][c % 4];
+		v[r] = ok ? x * wt.x * wt.y * wn : 0.0;
+	}
+	int grp = ((c * N + n) * s * s + q0) / 4;
+	o_buf[OUT_IDX(grp, g.y, g.x)] = act(v);
+}
+"""
+
+# i1.x = s. Output (high res) channel c at (x, y) = input channel c*s*s + (y % s)*s + (x % s) at (x/s, y/s).
+const DEPTH_TO_SPACE := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	int s = p.i1.x;
+	int q = (g.y % s) * s + (g.x % s);
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c * s * s + q;
+		v[r] = a_buf[IN_IDX(ci / 4, g.y / s, g.x / s)][ci % 4];
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# i1.x = s. Output (low res) channel c*s*s + q at (x, y) = input channel c at (x*s + q % s, y*s + q / s).
+const SPACE_TO_DEPTH := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	int s = p.i1.x;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c / (s * s);
+		int q = c % (s * s);
+		v[r] = a_buf[IN_IDX(ci / 4, g.y * s + q / s, g.x * s + q % s)][ci % 4];
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+
+static func source(kernel: String, defines: Dictionary = {}) -> String:
+	var body: String = {
+		"input": INPUT, "output": OUTPUT, "map": MAP, "concat": CONCAT, "binary": BINARY,
+		"gather_nearest": GATHER_NEAREST, "conv2d": CONV, "pool2": POOL2, "upsample2": UPSAMPLE2,
+		"fold_onehot": FOLD_ONEHOT, "fold_warp": FOLD_WARP, "depth_to_space": DEPTH_TO_SPACE,
+		"space_to_depth": SPACE_TO_DEPTH,
+	}.get(kernel, "")
+	if body.is_empty():
+		return ""
+	var defs := ""
+	for k: String in defines:
+		defs += "#define %s %s\n" % [k, str(defines[k])]
+	# #version must stay the first line
+	return HEADER.replace("#version 450\n", "#version 450\n" + defs) + body
