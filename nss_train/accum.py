@@ -231,6 +231,7 @@ class Accum(nn.Module):
     """The recurrent model. step(): one frame (streaming, export); forward_sequence(): a window (training)."""
 
     recurrent = True  # fit trains it on sequences with truncated back-propagation through time
+    wants_jitter = True  # exported metadata "jitter": the game must jitter its low-res render (Halton 2,3)
 
     def __init__(self, cfg: AccumConfig):
         super().__init__()
@@ -421,6 +422,12 @@ def load_checkpoint(path) -> tuple[Accum, AccumConfig, dict]:
 
 def is_accum_checkpoint(ckpt: dict) -> bool:
     return isinstance(ckpt.get("config"), dict) and ckpt["config"].get("name") == PRESET
+
+
+def tiny_config(cfg: AccumConfig) -> AccumConfig:
+    """The same ops with a few channels (tools/export_onnx.export_tiny: exports and runs in seconds)."""
+    import dataclasses
+    return dataclasses.replace(cfg, enc=6, mid=8, dec=6)
 
 
 if __name__ == "__main__":  # python -m nss_train.accum: the cost, op by op

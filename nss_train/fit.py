@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from nss_runtime.contract import SCALES
 from nss_train import frames as FR
 from nss_train.losses import NSSLoss, ssim, to_display
-from nss_train.model import (CheckpointError, ModelConfig, build_model, colour_forward,
-                             param_count, read_checkpoint, save_checkpoint)
+from nss_train.geometry import colour_forward, colour_inverse
+from nss_train.model import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
+                             read_checkpoint, save_checkpoint)
 
 log = logging.getLogger("nss_train.fit")
 
@@ -126,7 +127,6 @@ def collate(items: list[dict], multiple: int = 1) -> dict:
 
 def bicubic(colour_lr: torch.Tensor, s: int) -> torch.Tensor:
     """Bicubic upsample of linear colour (in the mapped space, so HDR highlights do not ring), -> linear."""
-    from nss_train.model import colour_inverse
     return colour_inverse(F.interpolate(colour_forward(colour_lr), scale_factor=s, mode="bicubic",
                                         align_corners=False).clamp(0, 1))
 
@@ -284,17 +284,17 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     init_src = None
     if cfg.init:  # fine-tuning: the init checkpoint's architecture; its weights are loaded below
         init_src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
-        init_cfg = ModelConfig.from_dict(init_src["config"], where=f"{cfg.init}: config")
+        init_cfg = config_from_dict(init_src["config"], where=f"{cfg.init}: config")
         if cfg.n_prev and cfg.n_prev != init_cfg.n_prev:
             raise FitError(f"--init {cfg.init}: model has n_prev {init_cfg.n_prev}; --n-prev is {cfg.n_prev}")
         cfg.n_prev = init_cfg.n_prev
     elif not cfg.n_prev:  # 0: the preset's own number of previous frames
-        cfg.n_prev = ModelConfig.preset(cfg.preset, scale=SCALES[0]).n_prev
+        cfg.n_prev = preset_config(cfg.preset, scale=SCALES[0]).n_prev
     train_ds = WindowDataset(train_dirs, n_prev=cfg.n_prev, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
                              skip_bad=cfg.skip_bad)
     val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False, skip_bad=cfg.skip_bad)
     scale = train_ds.scale
-    mcfg = ModelConfig.preset(cfg.preset, scale=scale, n_prev=cfg.n_prev)
+    mcfg = preset_config(cfg.preset, scale=scale, n_prev=cfg.n_prev)
     init_ckpt = None
     if cfg.init:
         mcfg = init_cfg
@@ -303,7 +303,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         init_ckpt = init_src if ckpt is None else None
     if cfg.crop % mcfg.multiple:
         raise FitError(f"--crop {cfg.crop}: must be a multiple of {mcfg.multiple} for preset {cfg.preset!r}")
-    if ckpt is not None and ModelConfig.from_dict(ckpt["config"]) != mcfg:
+    if ckpt is not None and config_from_dict(ckpt["config"]) != mcfg:
         raise CheckpointError(f"{cfg.out}: checkpoint model config {ckpt['config']} differs from this run's "
                               f"{asdict(mcfg)}")
 

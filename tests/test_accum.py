@@ -305,3 +305,68 @@ def test_sequence_windows_reset_flags_and_consistent_augmentation(tmp_path):
         _, e_m_bad = _err(it, t, it["jitter"][t], -it["motion"][t])
         assert e_j < 0.7 * e_j_bad, (epoch, e_j, e_j_bad)
         assert e_m < 0.5 * e_m_bad, (epoch, e_m, e_m_bad)
+
+
+# --- exported graph: ONNX Runtime Session and the runtime server ----------------------------------------
+
+@pytest.fixture(scope="module")
+def accum_onnx(tmp_path_factory, export_onnx):
+    """A tiny accum x2 (same ops, few channels) exported with tools/export_onnx.py, with non-zero head weights
+    so every path of the graph shows in its output."""
+    torch.manual_seed(1)
+    cfg = A.tiny_config(A.AccumConfig(scale=2))
+    m = A.Accum(cfg).eval()
+    with torch.no_grad():
+        for p in m.net.head.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("accum_onnx") / "tiny_accum_x2.onnx"
+    export_onnx.export(m, cfg, path, gpu_program=False)
+    return path, m
+
+
+def test_onnx_session_matches_pytorch_through_cuts_and_size_changes(export_onnx, accum_onnx):
+    from nss_runtime.contract import colour_forward
+    from nss_runtime.session import Session
+
+    path, m = accum_onnx
+    sess = Session(path, providers=["CPUExecutionProvider"], threads=1)
+    assert sess.info.preset == "accum" and sess.info.history[0]["shape"] == [1, 4, "h*2", "w*2"]
+    assert sess.info.meta.get("jitter") is True  # the game must jitter its low-res render for this model
+    err = lambda a, b: float(np.abs(colour_forward(a) - colour_forward(b)).max())  # noqa: E731
+    frames = export_onnx.random_sequence(7, 12, 20, seed=3, cut_at=4)
+    ref = export_onnx.torch_sequence(m, frames)
+    got = export_onnx.session_sequence(sess, frames)
+    assert max(err(a, b) for a, b in zip(ref, got)) <= 1e-4
+    no_cut = [dict(f, cut=(i == 0)) for i, f in enumerate(frames)]
+    assert err(export_onnx.session_sequence(sess, no_cut)[5], got[5]) > 1e-3  # the history matters
+    # a resolution change resets by itself: same as a fresh session on that frame
+    other = export_onnx.random_sequence(2, 14, 16, seed=4)
+    changed = sess.upscale(other[0]["colour"], other[0]["depth"], other[0]["motion"], other[0]["jitter"])
+    sess.reset()
+    fresh = sess.upscale(other[0]["colour"], other[0]["depth"], other[0]["motion"], other[0]["jitter"])
+    assert changed.shape == (3, 28, 32) and np.array_equal(changed, fresh)
+
+
+def test_runtime_server_runs_accum_with_cuts_and_size_changes(accum_onnx, tmp_path):
+    from nss_runtime.session import Session
+    from test_server import RunningServer
+
+    path, _ = accum_onnx
+    ref = Session(str(path), threads=1)
+    rng = np.random.default_rng(0)
+    srv = RunningServer(str(path), tmp_path)
+    try:
+        with srv.client(f32_output=True) as c:
+            sizes = [(16, 8)] * 3 + [(20, 12)] * 2
+            cuts = [False, True, False, False, False]
+            for i, ((w, h), cut) in enumerate(zip(sizes, cuts)):
+                rgbd = rng.uniform(0, 2, (h, w, 4)).astype(np.float32)
+                rgbd[..., 3] = rng.uniform(1, 50, (h, w))
+                motion = rng.uniform(-1, 1, (h, w, 2)).astype(np.float32)
+                jit = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+                r = c.upscale(i, rgbd, motion, cut=cut, jitter=jit)
+                want = ref.upscale_packed(rgbd, motion, jitter=jit, cut=cut)
+                assert r.image.shape == (2 * h, 2 * w, 4)
+                np.testing.assert_allclose(r.image[..., :3], want, rtol=1e-5, atol=1e-5)
+    finally:
+        srv.stop()

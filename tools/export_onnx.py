@@ -336,13 +336,13 @@ def parity(model, onnx_path: Path, frames: list[dict], threads: int | None = Non
 def load_model(ckpt: Path | None, init: str | None, scale: int, n_prev: int | None, seed: int = 0):
     """(model, cfg, summary dict) from a checkpoint, or freshly initialised weights with --init."""
     import torch
-    from nss_train.model import CheckpointError, ModelConfig, build_model, load_checkpoint
+    from nss_train.model import CheckpointError, build_model, load_checkpoint, preset_config
 
     if init:
         torch.manual_seed(seed)
         kw = {"scale": scale} | ({"n_prev": n_prev} if n_prev else {})
         try:
-            cfg = ModelConfig.preset(init, **kw)
+            cfg = preset_config(init, **kw)
         except (KeyError, ValueError) as e:
             raise ExportError(f"--init {init!r}: {e}") from None
         return build_model(cfg).eval(), cfg, {"init": "fresh random weights (not trained)", "seed": seed}
@@ -367,9 +367,11 @@ def load_model(ckpt: Path | None, init: str | None, scale: int, n_prev: int | No
 def tiny_config(preset: str, scale: int, n_prev: int = 2):
     """The preset's structure (same ops, same `multiple`) with a few channels: exports and runs in seconds."""
     import dataclasses
-    from nss_train.model import ModelConfig
+    from nss_train.model import architecture, preset_config
 
-    cfg = ModelConfig.preset(preset, scale=scale, n_prev=n_prev)
+    cfg = preset_config(preset, scale=scale, n_prev=n_prev)
+    if hasattr(architecture(preset), "tiny_config"):  # an architecture with other knobs says how to shrink itself
+        return architecture(preset).tiny_config(cfg)
     n_feat = len(cfg.feat_channels)
     return dataclasses.replace(cfg, feat_channels=(6,) * (n_feat - 1) + (4,),
                                reweight_channels=(6,) * len(cfg.reweight_channels),
