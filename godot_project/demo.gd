@@ -3,12 +3,13 @@ extends Node3D
 ## fine textures, specular highlights, small text, moving objects, a camera on a path), shown
 ## through a NeuralSSViewport.
 ##
-## Keys: 1 native, 2 bilinear, 3 neural, M next mode, Tab stats overlay, C camera cut,
-##       Space pause the camera.
+## Keys: 1 native, 2 bilinear (the addon's), 3 neural, 4 Godot's own bilinear 3D scaling, 5 Godot's
+##       own FSR 2.2 (both at 1/scale: what Godot ships, next to the addon), M next mode, Tab stats
+##       overlay, C camera cut, Space pause the camera. The label at the top names the mode shown.
 ## Command line (user args after `--`):
 ##   --low WxH            low-res size (default 640x360); the window is low * scale
 ##   --scale S            upscaling factor (default: project setting neural_ss/scale_factor)
-##   --mode native|bilinear|neural
+##   --mode native|bilinear|neural|godot_bilinear|godot_fsr2
 ##   --fixed-fps F        scene time = frame / F (deterministic; default 30 when capturing)
 ##   --time-scale X       scene time runs X times faster (larger motion per frame)
 ##   --capture DIR --frames N [--warmup K]   write N captured frames (raw, see
@@ -19,6 +20,11 @@ extends Node3D
 ##   --quit-after-frames N
 
 const PATH_PERIOD := 40.0  # seconds for one loop of the camera path
+## Godot's own upscalers (root viewport scaling_3d_mode at 1/scale; the NeuralSSViewport is removed).
+const GODOT_MODES := {
+	"godot_bilinear": [Viewport.SCALING_3D_MODE_BILINEAR, "Godot bilinear"],
+	"godot_fsr2": [Viewport.SCALING_3D_MODE_FSR2, "Godot FSR2"],
+}
 
 var ns: NeuralSSViewport
 var args: Dictionary = {}
@@ -35,6 +41,9 @@ var frames_wanted: int = 0
 var writer: NeuralSSFrameWriter
 var written: int = 0
 var bench: Dictionary = {}
+var godot_mode: String = ""  # a GODOT_MODES key while Godot's own upscaler is shown, else ""
+var mode_label: Label
+var _scale: int = 2
 
 
 func _ready() -> void:
@@ -52,22 +61,26 @@ func _ready() -> void:
 	fixed_fps = float(args.get("fixed-fps", "30" if args.has("capture") or args.has("bench") else "0"))
 
 	_build_world()
-	ns = NeuralSSViewport.new()
-	ns.name = "NeuralSS"
-	if args.has("scale"):
-		ns.scale_factor = int(args["scale"])
-	ns.show_stats = 1
-	add_child(ns)
+	_build_mode_label()
+	_add_ns()
+	_scale = ns.get_scale()
 	# F5 shows the neural upscale; captures and benchmarks default to the plain path they measure.
 	var default_mode := "bilinear" if (args.has("capture") or args.has("bench")) else "neural"
 	var mode_name: String = args.get("mode", default_mode)
 	var m := NeuralSSViewport.MODE_NAMES.find(mode_name)
-	if m < 0:
-		_fail("--mode %s: expected one of %s" % [mode_name, NeuralSSViewport.MODE_NAMES])
+	if m < 0 and not GODOT_MODES.has(mode_name):
+		_fail("--mode %s: expected one of %s or %s" % [mode_name, NeuralSSViewport.MODE_NAMES, GODOT_MODES.keys()])
 		return
-	ns.mode = m as NeuralSSViewport.Mode
+	if m >= 0:
+		ns.mode = m as NeuralSSViewport.Mode
+	elif args.has("capture") or args.has("bench"):
+		_fail("--mode %s: --capture and --bench measure the addon's node; use native, bilinear or neural" % mode_name)
+		return
 	if args.has("low") or args.has("scale") or args.has("capture") or args.has("bench"):
-		get_window().size = low * ns.get_scale()
+		get_window().size = low * _scale
+	if GODOT_MODES.has(mode_name):
+		_set_godot_mode(mode_name)
+	_update_mode_label()
 	if args.has("capture"):
 		if frames_wanted <= 0:
 			_fail("--capture needs --frames N (N > 0)")
@@ -95,7 +108,7 @@ func _fail(msg: String) -> void:
 func _process(delta: float) -> void:
 	ticks += 1
 	if fixed_fps > 0.0:
-		scene_t = time_scale * ns.frame_index / fixed_fps if ns != null else 0.0
+		scene_t = time_scale * (ns.frame_index if ns != null else ticks - 1) / fixed_fps
 	elif not paused:
 		scene_t += delta * time_scale
 	_animate(scene_t)
@@ -114,24 +127,98 @@ func _process(delta: float) -> void:
 
 func _unhandled_input(event: InputEvent) -> void:
 	var k := event as InputEventKey
-	if k == null or not k.pressed or k.echo or ns == null:
+	if k == null or not k.pressed or k.echo:
 		return
 	match k.keycode:
 		KEY_1:
-			ns.mode = NeuralSSViewport.Mode.NATIVE
+			_set_addon_mode(NeuralSSViewport.Mode.NATIVE)
 		KEY_2:
-			ns.mode = NeuralSSViewport.Mode.BILINEAR
+			_set_addon_mode(NeuralSSViewport.Mode.BILINEAR)
 		KEY_3:
-			ns.mode = NeuralSSViewport.Mode.NEURAL
+			_set_addon_mode(NeuralSSViewport.Mode.NEURAL)
+		KEY_4:
+			_set_godot_mode("godot_bilinear")
+		KEY_5:
+			_set_godot_mode("godot_fsr2")
 		KEY_M:
-			ns.cycle_mode()
+			if ns != null:
+				ns.cycle_mode()
+			else:
+				_set_addon_mode(NeuralSSViewport.Mode.NATIVE)
 		KEY_TAB:
-			ns.show_stats = 0 if ns.show_stats == 1 else 1
+			if ns != null:
+				ns.show_stats = 0 if ns.show_stats == 1 else 1
 		KEY_C:
-			ns.mark_camera_cut()
+			if ns != null:
+				ns.mark_camera_cut()
 			scene_t += PATH_PERIOD * 0.37  # jump along the path: a real cut
 		KEY_SPACE:
 			paused = not paused
+	_update_mode_label()
+
+
+func _add_ns() -> void:
+	ns = NeuralSSViewport.new()
+	ns.name = "NeuralSS"
+	if args.has("scale"):
+		ns.scale_factor = int(args["scale"])
+	ns.show_stats = 1
+	add_child(ns)
+
+
+## The addon's modes: the NeuralSSViewport renders the world (Godot's own scaling off).
+func _set_addon_mode(m: NeuralSSViewport.Mode) -> void:
+	if ns == null:
+		var vp := get_viewport()
+		vp.scaling_3d_mode = Viewport.SCALING_3D_MODE_BILINEAR
+		vp.scaling_3d_scale = 1.0
+		godot_mode = ""
+		_add_ns()
+	ns.mode = m
+
+
+## Godot's own upscaler on the root viewport at 1/scale, exactly as Godot ships it (its own mip bias,
+## FSR2's own sharpness); the addon's node is removed meanwhile (it would render the world itself).
+func _set_godot_mode(name: String) -> void:
+	if ns != null:
+		ns.queue_free()  # its _exit_tree gives the 3D world back to the root viewport
+		remove_child(ns)
+		ns = null
+	var vp := get_viewport()
+	vp.scaling_3d_mode = GODOT_MODES[name][0]
+	vp.scaling_3d_scale = 1.0 / _scale
+	godot_mode = name
+
+
+func _build_mode_label() -> void:
+	var layer := CanvasLayer.new()
+	layer.layer = 100
+	mode_label = Label.new()
+	mode_label.set_anchors_and_offsets_preset(Control.PRESET_BOTTOM_LEFT)
+	mode_label.grow_vertical = Control.GROW_DIRECTION_BEGIN
+	mode_label.offset_left = 8.0
+	mode_label.offset_bottom = -6.0
+	mode_label.add_theme_color_override("font_color", Color(1.0, 1.0, 0.3))
+	mode_label.add_theme_color_override("font_outline_color", Color.BLACK)
+	mode_label.add_theme_constant_override("outline_size", 4)
+	layer.add_child(mode_label)
+	add_child(layer)
+
+
+func _update_mode_label() -> void:
+	if mode_label == null:
+		return
+	var shown: String
+	if ns != null:
+		shown = ["native", "addon bilinear", "neural"][ns.mode]
+	else:
+		shown = GODOT_MODES[godot_mode][1]
+	var text := "%s   [1 native  2 addon bilinear  3 neural  4 Godot bilinear  5 Godot FSR2]" % shown
+	if text != mode_label.text:
+		print("DEMO_MODE %s" % shown)
+	mode_label.text = text
+	# captures, benchmarks and screenshots record the picture without the label
+	mode_label.visible = not (args.has("capture") or args.has("bench") or args.has("screenshot"))
 
 
 func _on_capture(frame: NeuralSSFrame) -> void:
