@@ -135,9 +135,13 @@ def project(godot, tmp_path_factory) -> Path:
     return p
 
 
-def run_game(godot, project: Path, out: Path, args: list[str], timeout: float = 120):
+def run_game(godot, project: Path, out: Path, args: list[str], timeout: float = 120, paths: list[str] | None = None):
     out.mkdir(parents=True, exist_ok=True)
-    r = godot.run_script(project, "res://game.gd", [f"--out={out}", *args], timeout=timeout)
+    if paths:
+        r = godot.run(["--headless", "--path", str(project), "-s", "res://game.gd", "--", f"--out={out}", *args],
+                      timeout, paths=[str(project), str(out), *paths])
+    else:
+        r = godot.run_script(project, "res://game.gd", [f"--out={out}", *args], timeout=timeout)
     assert not r.timed_out, r.output[-3000:]
     assert not r.errors(), "\n".join(r.errors())
     lines = (out / "frames.log").read_text().splitlines()
@@ -173,7 +177,8 @@ def test_lockstep_results_match_the_session(godot, project, model, tmp_path):
                                         "--f32", "--save"])
     finally:
         srv.stop()
-    assert "runtime ready: model test_blend_x2" in r.output
+    live = [ln for ln in r.output.splitlines() if "neural_ss: NEURAL via runtime" in ln]
+    assert len(live) == 1 and f"at 127.0.0.1:{srv.port}: model test_blend_x2" in live[0], r.output[-2000:]
     ref = Session(str(model))
     n_checked = 0
     for i in range(12):
@@ -283,8 +288,10 @@ def test_runtime_missing_and_foreign_model(godot, project, tmp_path):
     r, frames, counters = run_game(godot, project, tmp_path / "a", ["--command=/nonexistent/python3",
                                                                   "--model=/tmp/x.onnx", "--frames=40"])
     assert all(f[3] == "bilinear" for f in frames) and len(frames) == 40
-    assert r.output.count("runtime unavailable") == 1
-    assert "/nonexistent/python3" in r.output
+    lines = fallback_lines(r.output)
+    assert len(lines) == 1 and "runtime unavailable" in lines[0]
+    assert "'/nonexistent/python3' does not exist" in lines[0] and "pip install numpy onnxruntime" in lines[0]
+    assert "started runtime" not in r.output  # no process was created
 
     bad = make_foreign_model(tmp_path / "resnet.onnx")
     srv = RunningServer(str(bad), tmp_path)
@@ -298,7 +305,75 @@ def test_runtime_missing_and_foreign_model(godot, project, tmp_path):
     assert len(err) == 1 and "not an NSS model" in err[0] and "resnet.onnx" in err[0], r.output[-2000:]
 
 
+def host_python(godot) -> tuple[str, list[str]]:
+    """This Python and the host paths a chroot Godot needs to run it (skip where it cannot)."""
+    import sys
+
+    base = sys.base_prefix
+    if godot.kind == "chroot" and base.startswith("/usr"):
+        pytest.skip("the chroot cannot run the host's system Python (only a Python outside /usr can be bound)")
+    return sys.executable, [base] if godot.kind == "chroot" else []
+
+
+def test_runtime_that_cannot_start_says_what_is_missing(godot, project, model, tmp_path):
+    """A runtime that cannot start gets ONE line saying what is missing and how to fix it; retries back off
+    without a line each; "started runtime" only for a process that really started.
+    - no Python on PATH; - a Python without numpy/onnxruntime (`python -S`: no site-packages);
+    - a model file that is not there."""
+    r, frames, counters = run_game(godot, project, tmp_path / "a", ["--command=nss-no-such-python3",
+                                                                  f"--model={model}", "--frames=150"])
+    lines = fallback_lines(r.output)
+    assert len(lines) == 1, r.output[-2000:]
+    assert "'nss-no-such-python3' is not on PATH" in lines[0] and "pip install numpy onnxruntime" in lines[0]
+    assert counters["attempts"] >= 3 and "started runtime" not in r.output, counters
+    assert all(f[3] == "bilinear" for f in frames)
+
+    py, paths = host_python(godot)
+    r, frames, counters = run_game(godot, project, tmp_path / "b", [f"--command={py} -S", f"--model={model}",
+                                                                  "--frames=400"], paths=paths)
+    lines = fallback_lines(r.output)
+    assert len(lines) == 1, r.output[-2000:]
+    assert "cannot import numpy (ModuleNotFoundError" in lines[0] and "onnxruntime (ModuleNotFoundError" in lines[0]
+    assert f"{py} -m pip install numpy onnxruntime" in lines[0] and "neural_ss/runtime_command" in lines[0]
+    assert counters["attempts"] >= 2 and "started runtime" not in r.output, counters
+
+    r, frames, counters = run_game(godot, project, tmp_path / "c", [f"--command={py}", "--model=/nonexistent/m.onnx",
+                                                                  "--frames=60"], paths=paths)
+    lines = fallback_lines(r.output)
+    assert len(lines) == 1 and "model file not found: '/nonexistent/m.onnx'" in lines[0], r.output[-2000:]
+    assert "started runtime" not in r.output
+
+
+def test_launched_runtime_with_a_broken_model_says_so_once(godot, project, tmp_path):
+    """A model file that ONNX Runtime cannot load: the runtime really starts (one "started runtime"), refuses
+    the game with its own words (one line), and is not relaunched or re-reported on every retry."""
+    py, paths = host_python(godot)
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx file" * 64)
+    out = tmp_path / "out"
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(zip(("r", "frames", "counters"), run_game(
+        godot, project, out, [f"--command={py}", f"--model={bad}", "--frames=3000"], timeout=180, paths=paths))))
+    t.start()
+    try:
+        # refused in the handshake, then retried: wait for a few retries after the first refusal
+        wait_for(lambda: sum(1 for ln in log_lines(out) if " HANDSHAKE " in ln) > 0
+                 and len(log_lines(out)) > 240, 150, "the runtime to start and refuse")
+    finally:
+        (out / "stop").touch()
+        t.join(180)
+    r, counters = result["r"], result["counters"]
+    lines = fallback_lines(r.output)
+    assert len(lines) == 1 and "runtime refused: MODEL" in lines[0] and "broken.onnx" in lines[0], r.output[-2000:]
+    assert r.output.count("neural_ss: started runtime") == 1
+    assert counters["attempts"] >= 2 and counters["connections"] == 0, counters
+
+
 # --- helpers -------------------------------------------------------------------------------
+
+def fallback_lines(output: str) -> list[str]:
+    return [ln for ln in output.splitlines() if "neural_ss: BILINEAR fallback" in ln]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -1,7 +1,7 @@
 """End to end: the demo (godot_project/) under Xvfb + lavapipe, the addon's capture, the bridge and the
 real runtime server with a real ONNX model. Real rendering is slow here: few frames, 160x90..320x180.
 
-- with the shipped default model (models/fast_x2_godot.onnx): neural beats bilinear in PSNR against a native render
+- with the shipped default model (addons/neural_ss/models/default_x2.onnx): neural beats bilinear in PSNR against a native render
   of the same frames (tools/run_demo.py does the runs and the comparison);
 - with the small recurrent test model: the whole pipeline is exact (what the game shows equals the
   Session run on the frames the game captured), and the demo survives the runtime being killed.
@@ -26,7 +26,7 @@ from nss_runtime.session import Session  # noqa: E402
 from test_server import RunningServer, make_blend_model  # noqa: E402
 
 pytestmark = [pytest.mark.godot, pytest.mark.slow]
-SHIPPED = ROOT / "models" / "fast_x2_godot.onnx"  # the addon's default: fast_x2 fine-tuned on demo captures
+SHIPPED = ROOT / "addons" / "neural_ss" / "models" / "default_x2.onnx"  # the addon's default (neural_ss/model_path)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def godot(godot):
 
 def test_shipped_model_beats_bilinear(godot, tmp_path):
     if not SHIPPED.exists():
-        pytest.skip("models/fast_x2_godot.onnx (the shipped default model) is not in the tree yet")
+        pytest.skip("addons/neural_ss/models/default_x2.onnx (the shipped default model) is not in the tree yet")
     out = tmp_path / "demo"
     R.run_demo(godot, str(SHIPPED), out, frames=6, low=(320, 180), scale=2, warmup=3, threads=2)
     rep = R.compare(out, 2)
@@ -53,10 +53,10 @@ def test_shipped_model_beats_bilinear(godot, tmp_path):
 
 def test_demo_starts_its_runtime_with_the_default_model(godot, tmp_path):
     """What F5 does: the demo in NEURAL mode starts the runtime itself (OS.create_process) with the model of
-    its Project Settings (res://models/fast_x2_godot.onnx) and shows neural frames. Only the Python is given:
+    its Project Settings (the addon's default, res://addons/neural_ss/models/default_x2.onnx) and shows neural frames. Only the Python is given:
     this machine's python3 has no onnxruntime."""
     if not SHIPPED.exists():
-        pytest.skip("models/fast_x2_godot.onnx (the shipped default model) is not in the tree yet")
+        pytest.skip("addons/neural_ss/models/default_x2.onnx (the shipped default model) is not in the tree yet")
     base = sys.base_prefix
     if godot.kind == "chroot" and base.startswith("/usr"):
         pytest.skip("the chroot cannot run the host's system Python (only a Python outside /usr can be bound)")
@@ -76,9 +76,10 @@ def test_demo_starts_its_runtime_with_the_default_model(godot, tmp_path):
         t.join(400)
     r = result["r"]
     assert not r.timed_out and not r.errors(), r.errors()
-    assert "runtime ready: model fast_x2" in r.output
+    live = [ln for ln in r.output.splitlines() if "neural_ss: NEURAL via runtime" in ln]
+    assert len(live) == 1 and "(pid " in live[0], r.output[-2000:]
     started = [ln for ln in r.output.splitlines() if "neural_ss: started runtime" in ln]
-    assert len(started) == 1 and "/models/fast_x2_godot.onnx" in started[0]
+    assert len(started) == 1 and "/addons/neural_ss/models/default_x2.onnx" in started[0]
 
 
 def test_demo_pipeline_is_exact(godot, tmp_path):
@@ -87,7 +88,8 @@ def test_demo_pipeline_is_exact(godot, tmp_path):
     model = make_blend_model(tmp_path / "blend_x2.onnx")
     out = tmp_path / "demo"
     res = R.run_demo(godot, str(model), out, frames=5, low=(160, 90), scale=2, warmup=2, native=False)
-    assert "runtime ready: model test_blend_x2" in res["neural_output"]
+    assert "NEURAL via runtime at 127.0.0.1:" in res["neural_output"]
+    assert "model test_blend_x2" in res["neural_output"]
     raw = out / "lowres" / "raw"
     from nss_train.raw_capture import raw_frames, read_raw_frame
 

@@ -11,7 +11,8 @@ const PREFIX := "neural_ss/"
 const SETTINGS := {
 	"enabled": [true, TYPE_BOOL, PROPERTY_HINT_NONE, ""],
 	"scale_factor": [2, TYPE_INT, PROPERTY_HINT_ENUM, "2:2,4:4"],
-	"model_path": ["res://models/fast_x2_godot.onnx", TYPE_STRING, PROPERTY_HINT_FILE, "*.onnx"],
+	# the model ships inside the addon folder: copying addons/neural_ss/ is all a game needs
+	"model_path": ["res://addons/neural_ss/models/default_x2.onnx", TYPE_STRING, PROPERTY_HINT_FILE, "*.onnx"],
 	"runtime_command": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
 	"execution_provider": ["cpu", TYPE_STRING, PROPERTY_HINT_ENUM, "cpu,cuda,tensorrt"],
 	"show_stats_overlay": [false, TYPE_BOOL, PROPERTY_HINT_NONE, ""],

@@ -4,7 +4,15 @@ extends Node
 ## Add this node to any 3D scene. It renders the scene's 3D world (from the viewport's current
 ## Camera3D) at output_size / scale in its own SubViewport, captures low-res colour, depth and
 ## motion every frame ([signal frame_captured]) and presents the native render, a bilinear upscale
-## or an upscaled image given to it ([method set_upscaled_image]).
+## or an upscaled image given to it ([method set_upscaled_image], [method set_upscaled_texture]).
+##
+## Output size = the pixels the viewport's 3D fills natively ([method get_output_size]: the window's
+## real pixels under the disabled and canvas_items stretch modes, whatever the aspect setting; the
+## base size under the viewport stretch mode). The low-res render uses the texture mip bias Godot
+## itself uses at that scale (log2(low / output), -1 at 2x), so BILINEAR equals Godot's own bilinear
+## scaling. NEURAL images are LINEAR HDR: they go through Godot's own post-processing at full
+## resolution (NeuralSSPresentEffect), so the Environment's tonemapper, exposure, white,
+## adjustments and glow apply to them as to a native frame.
 ##
 ## Faults keep the game running: no 3D camera (2D scenes), no RenderingDevice (Compatibility
 ## renderer, --headless) -> a one-time warning and plain rendering / plain scaling.
@@ -16,10 +24,10 @@ signal mode_changed(mode: Mode)
 enum Mode { NATIVE, BILINEAR, NEURAL }
 
 const MODE_NAMES := ["native", "bilinear", "neural"]
-const PRESENT_SHADER := preload("present_linear.gdshader")
 
-## What is shown. NEURAL falls back to BILINEAR while no fresh upscaled frame is there.
-@export var mode: Mode = Mode.BILINEAR:
+## What is shown. NEURAL (the default) falls back to BILINEAR while no fresh upscaled frame is there
+## (runtime starting, missing, slow or crashed); the bridge prints one line saying which is live and why.
+@export var mode: Mode = Mode.NEURAL:
 	set = set_mode
 ## Upscaling factor per axis; 0 = the project setting neural_ss/scale_factor.
 @export_range(0, 4) var scale_factor: int = 0
@@ -46,8 +54,6 @@ const PRESENT_SHADER := preload("present_linear.gdshader")
 @export var neural_max_age_ms: float = 100.0
 ## Show the fps / ms-per-stage overlay (-1 = project setting neural_ss/show_stats_overlay).
 @export_range(-1, 1) var show_stats: int = -1
-## Exposure the presentation applies to the linear NEURAL image (match the Environment's).
-@export var neural_exposure: float = 1.0
 
 ## Stage name -> milliseconds, shown by the overlay. The bridge adds its own stages.
 var stats: Dictionary = {}
@@ -67,7 +73,11 @@ var _effect: NeuralSSCaptureEffect
 var _layer: CanvasLayer
 var _rect: TextureRect
 var _overlay: NeuralSSOverlay
-var _material: ShaderMaterial
+var _present_vp: SubViewport  # full-resolution empty-world render: Godot's post-processing on NEURAL
+var _present_cam: Camera3D
+var _present_effect: NeuralSSPresentEffect
+var _present_attr_src: CameraAttributes
+var _present_attr: CameraAttributes
 var _neural_tex: Texture2D
 var _neural_frame: int = -1000000
 var _neural_usec: int = -1000000000
@@ -79,6 +89,7 @@ var _cut_requested := true
 var _warned := {}
 var _has_rd := false
 var _low_size := Vector2i.ZERO
+var _out_size := Vector2i.ZERO
 var _last_frame_usec: int = 0
 var _fps_smooth: float = 0.0
 
@@ -93,12 +104,14 @@ func _ready() -> void:
 	_source_vp = get_viewport()
 	_source_vp.size_changed.connect(_on_size_changed)
 	if not _has_rd:
-		_warn("no_rd", "neural_ss: no RenderingDevice (Compatibility renderer or --headless): capture is off, "
-				+ "plain bilinear scaling only")
+		_warn("no_rd", "neural_ss: BILINEAR fallback: no RenderingDevice (Compatibility renderer or --headless): "
+				+ "capture is off, plain bilinear scaling only")
 	_overlay = NeuralSSOverlay.new()
 	_overlay.visible = _stats_wanted()
 	add_child(_overlay)
-	add_child(NeuralSSBridge.new())  # runtime bridge (addons/neural_ss/bridge/): feeds NEURAL mode
+	var bridge := NeuralSSBridge.new()  # runtime bridge (addons/neural_ss/bridge/): feeds NEURAL mode
+	bridge.name = "NeuralSSBridge"
+	add_child(bridge)
 
 
 func _exit_tree() -> void:
@@ -114,6 +127,17 @@ func get_scale() -> int:
 ## Low-res render size (0 while inactive).
 func get_low_res_size() -> Vector2i:
 	return _low_size if active else Vector2i.ZERO
+
+
+## The output size: the pixels the viewport's 3D fills natively, i.e. its visible rectangle through
+## the 2D stretch transform (canvas_items: the window's real pixels, not the 2D base size; viewport
+## stretch mode: the base size Godot renders at; any aspect setting).
+func get_output_size() -> Vector2i:
+	if _source_vp == null:
+		return Vector2i.ZERO
+	var vis := _source_vp.get_visible_rect().size
+	var st := _source_vp.get_stretch_transform()
+	return Vector2i(maxi(1, roundi(vis.x * st.x.length())), maxi(1, roundi(vis.y * st.y.length())))
 
 
 func set_mode(m: Mode) -> void:
@@ -133,7 +157,8 @@ func mark_camera_cut() -> void:
 	_cut_requested = true
 
 
-## Present this LINEAR (pre-tone-mapping) RGB(A) image in NEURAL mode (e.g. the network's output).
+## Present this LINEAR (pre-tone-mapping) HDR RGB(A) image in NEURAL mode (e.g. the network's output):
+## Godot's post-processing (tonemap, exposure, adjustments, glow) is applied to it at output size.
 func set_upscaled_image(img: Image) -> void:
 	if img == null or img.is_empty():
 		return
@@ -146,7 +171,8 @@ func set_upscaled_image(img: Image) -> void:
 	_neural_usec = Time.get_ticks_usec()
 
 
-## Same as [method set_upscaled_image] for a texture already on the GPU (e.g. a Texture2DRD).
+## Same as [method set_upscaled_image] for a LINEAR HDR texture already on the GPU (e.g. a Texture2DRD
+## holding a GPU runtime's output, RGBA16F/32F): no readback, no upload.
 func set_upscaled_texture(tex: Texture2D) -> void:
 	_neural_tex = tex
 	_neural_frame = frame_index
@@ -203,8 +229,6 @@ func _activate(src_cam: Camera3D) -> void:
 	_rect.stretch_mode = TextureRect.STRETCH_SCALE
 	_rect.mouse_filter = Control.MOUSE_FILTER_IGNORE
 	_rect.texture_filter = CanvasItem.TEXTURE_FILTER_LINEAR
-	_material = ShaderMaterial.new()
-	_material.shader = PRESENT_SHADER
 	_layer.add_child(_rect)
 	add_child(_sub)
 	add_child(_layer)
@@ -212,6 +236,10 @@ func _activate(src_cam: Camera3D) -> void:
 	if _has_rd:
 		_effect = NeuralSSCaptureEffect.new()
 		_effect.on_frame = _on_effect_frame
+		_make_present_viewport()
+	if mode != Mode.NEURAL:
+		print("neural_ss: %s: the node's mode is set to %s (NEURAL is the default)" % [
+				MODE_NAMES[mode].to_upper(), MODE_NAMES[mode]])
 	_sync_camera(src_cam)
 	_rect.texture = _sub.get_texture()
 	_source_vp.disable_3d = true  # the world is rendered once, at low resolution, by _sub
@@ -226,7 +254,7 @@ func _deactivate() -> void:
 	active = false
 	if is_instance_valid(_source_vp):
 		_source_vp.disable_3d = false
-	for n: Node in [_sub, _layer]:
+	for n: Node in [_sub, _layer, _present_vp]:
 		if is_instance_valid(n):
 			n.queue_free()
 	_sub = null
@@ -234,7 +262,63 @@ func _deactivate() -> void:
 	_rect = null
 	_cam = null
 	_effect = null
+	_present_vp = null
+	_present_cam = null
+	_present_effect = null
 	_low_size = Vector2i.ZERO
+	_out_size = Vector2i.ZERO
+
+
+# NEURAL presentation: an empty World3D rendered at output size with the game's Environment and camera
+# attributes; NeuralSSPresentEffect writes the upscaled linear image into its colour buffer before
+# post-processing, so Godot tone-maps, exposes, adjusts and glows it exactly as a native frame.
+func _make_present_viewport() -> void:
+	_present_vp = SubViewport.new()
+	_present_vp.name = "NeuralSSPresent3D"
+	_present_vp.world_3d = World3D.new()
+	_present_vp.positional_shadow_atlas_size = 0
+	_present_vp.render_target_update_mode = SubViewport.UPDATE_DISABLED
+	_present_vp.scaling_3d_mode = Viewport.SCALING_3D_MODE_BILINEAR
+	_present_vp.scaling_3d_scale = 1.0
+	_present_vp.msaa_3d = Viewport.MSAA_DISABLED
+	_present_vp.use_taa = false  # it would blend the image with a history it has no motion for
+	_present_vp.handle_input_locally = false
+	_present_vp.audio_listener_enable_3d = false
+	_present_cam = Camera3D.new()
+	_present_cam.cull_mask = 0  # nothing to draw: the world is empty anyway
+	_present_effect = NeuralSSPresentEffect.new()
+	var comp := Compositor.new()
+	comp.compositor_effects = [_present_effect] as Array[CompositorEffect]
+	_present_cam.compositor = comp
+	_present_vp.add_child(_present_cam)
+	add_child(_present_vp)
+	_present_cam.current = true
+
+
+func _sync_present(src: Camera3D) -> void:
+	var sw := _source_vp.find_world_3d()
+	var pw := _present_vp.world_3d
+	if sw != null:
+		if pw.environment != sw.environment:
+			pw.environment = sw.environment
+		if pw.fallback_environment != sw.fallback_environment:
+			pw.fallback_environment = sw.fallback_environment
+	_present_cam.environment = src.environment
+	# Depth of field would blur the whole image (the present render's depth is empty): left out.
+	var attr: CameraAttributes = src.attributes if src.attributes != null else (sw.camera_attributes if sw != null else null)
+	if attr != _present_attr_src:
+		_present_attr_src = attr
+		_present_attr = attr
+		var practical := attr as CameraAttributesPractical
+		if practical != null and (practical.dof_blur_far_enabled or practical.dof_blur_near_enabled):
+			practical = practical.duplicate() as CameraAttributesPractical
+			practical.dof_blur_far_enabled = false
+			practical.dof_blur_near_enabled = false
+			_present_attr = practical
+	_present_cam.attributes = _present_attr
+	_present_cam.fov = src.fov
+	_present_vp.screen_space_aa = _source_vp.screen_space_aa
+	_present_vp.use_debanding = _source_vp.use_debanding
 
 
 func _sync_camera(src: Camera3D) -> void:
@@ -283,13 +367,18 @@ func _process(_delta: float) -> void:
 	if not active:
 		_activate(src_cam)
 
-	# Output and low-res sizes follow the window (resize / resolution change -> camera cut).
-	var out := Vector2i(_source_vp.get_visible_rect().size)
+	# Output and low-res sizes follow the window's real pixels (resize / resolution change -> camera cut).
+	var out := get_output_size()
 	var s := 1 if mode == Mode.NATIVE else get_scale()
 	var low := Vector2i(maxi(1, out.x / s), maxi(1, out.y / s))
-	if low != _low_size:
+	if low != _low_size or out != _out_size:
 		_sub.size = low
+		# Godot's own texture LOD bias when it renders 3D below the output size: log2(render / output)
+		_sub.texture_mipmap_bias = _source_vp.texture_mipmap_bias + log(float(low.x) / float(out.x)) / log(2.0)
+		if _present_vp != null:
+			_present_vp.size = out
 		_low_size = low
+		_out_size = out
 		_cut_requested = true
 	_sub.use_taa = use_taa
 	_sync_camera(src_cam)
@@ -383,15 +472,17 @@ func _feed_effect() -> void:
 
 
 func _present() -> void:
-	var show_neural := mode == Mode.NEURAL and neural_is_fresh()
+	var show_neural := mode == Mode.NEURAL and neural_is_fresh() and _present_vp != null
+	if _present_vp != null:
+		_present_vp.render_target_update_mode = (SubViewport.UPDATE_ALWAYS if show_neural
+				else SubViewport.UPDATE_DISABLED)
 	if show_neural:
-		_rect.texture = _neural_tex
-		_material.set_shader_parameter("exposure", neural_exposure)
-		_rect.material = _material
-		_rect.texture_filter = CanvasItem.TEXTURE_FILTER_LINEAR
+		_sync_present(_source_vp.get_camera_3d())
+		_present_effect.source_rid = _neural_tex.get_rid()
+		_rect.texture = _present_vp.get_texture()  # already tone-mapped at output size: shown 1:1
+		_rect.texture_filter = CanvasItem.TEXTURE_FILTER_NEAREST
 	else:
 		_rect.texture = _sub.get_texture()
-		_rect.material = null
 		_rect.texture_filter = (CanvasItem.TEXTURE_FILTER_NEAREST if mode == Mode.NATIVE
 				else CanvasItem.TEXTURE_FILTER_LINEAR)
 

@@ -35,6 +35,7 @@ var _record_dir: String = ""
 var _record_log: FileAccess
 var _record_frames: FileAccess
 var _stop_file: String = ""
+var _scale_warned := false
 
 
 func _ready() -> void:
@@ -128,8 +129,19 @@ func _process(_delta: float) -> void:
 func _on_frame(frame: NeuralSSFrame) -> void:
 	_capture_ms = frame.capture_ms
 	_frame_capture_ms += frame.capture_ms
-	if int(viewport.get("mode")) == 2:
-		client.submit(frame)
+	if int(viewport.get("mode")) != 2:
+		return
+	if client.is_ready():
+		var model_scale := int(client.model_info.get("scale", 0))
+		var node_scale := int(viewport.call("get_scale"))
+		if model_scale != node_scale:
+			if not _scale_warned:
+				_scale_warned = true
+				push_warning(("neural_ss: BILINEAR fallback: model %s upscales x%d but the node renders at 1/%d "
+						+ "(neural_ss/scale_factor or the node's scale_factor): use a x%d model or scale %d")
+						% [client.model_info.get("name", "?"), model_scale, node_scale, node_scale, model_scale])
+			return
+	client.submit(frame)
 
 
 func _on_upscaled(image: Image, frame_index: int) -> void:

@@ -7,15 +7,17 @@ extends Node
 ## frame is handed out through [signal upscaled] when it arrives. At most one frame is in flight,
 ## so a slow model lowers the upscaled rate, not the game's. Faults (runtime missing, crashed,
 ## refusing, slower than [member budget_ms]) only stop results coming: the owner keeps showing its
-## bilinear upscale; a warning is printed once per outage and the client reconnects (relaunching
-## the runtime when it started it) with exponential backoff.
+## bilinear upscale; one line says which path is live and why ("neural_ss: NEURAL via runtime ..." /
+## "neural_ss: BILINEAR fallback: ..." with what is missing and how to fix it), once per outage, and
+## the client reconnects (relaunching the runtime when it started it) with exponential backoff,
+## silently. "started runtime" is printed only for a process that really started (it reported its port).
 
 ## A fresh upscaled frame: linear RGB(A) in RGBAH/RGBAF, [param frame_index] is the frame it upscales.
 signal upscaled(image: Image, frame_index: int)
 ## The connection state changed; [param message] says why (empty when all is well).
 signal state_changed(state: State, message: String)
 
-enum State { OFF, LAUNCHING, CONNECTING, HANDSHAKE, READY, BACKOFF }
+enum State { OFF, LAUNCHING, CONNECTING, HANDSHAKE, READY, BACKOFF, DIAGNOSING }
 
 const PROTOCOL_VERSION := 1
 const HELLO := 1
@@ -38,6 +40,13 @@ const ERROR_NAMES := {
 	7: "BUSY", 8: "TIMEOUT", 9: "NOT_READY",
 }
 const TOKEN_ENV := "NSS_RUNTIME_TOKEN"
+## Run with the runtime's Python when the runtime died during start-up: which of its imports fail.
+const PROBE := "import json, os, sys\nr = {'python': sys.version.split()[0]}\nfor m in ('numpy', 'onnxruntime'):\n" \
+		+ "    try:\n        __import__(m)\n        r[m] = ''\n    except Exception as e:\n" \
+		+ "        r[m] = '%s: %s' % (type(e).__name__, e)\nwith open(sys.argv[1] + '.tmp', 'w') as f:\n" \
+		+ "    json.dump(r, f)\nos.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+const FIX_HINT := "install them with `%s -m pip install numpy onnxruntime` (onnxruntime-gpu for CUDA), or set " \
+		+ "neural_ss/runtime_command to a Python that has them"
 const _RX_HEADER := 0
 const _RX_RESULT_HEAD := 100  # a RESULT's fixed part; its pixels are read as RESULT
 
@@ -79,14 +88,21 @@ var stats: Dictionary = {}
 ## Milliseconds the game thread spent in this client (sending, receiving, decoding results, handing them
 ## out) since the owner last reset it to 0: the bridge's own cost per frame.
 var game_thread_ms: float = 0.0
-## Counters since start: sent, results, late, errors, skipped, connections, outages, in_flight_max.
+## Counters since start: sent, results, late, errors, skipped, connections, outages, in_flight_max,
+## attempts (connection / launch attempts, retries included).
 var counters: Dictionary = {
 	"sent": 0, "results": 0, "late": 0, "errors": 0, "skipped": 0, "connections": 0, "outages": 0,
-	"in_flight_max": 0,
+	"in_flight_max": 0, "attempts": 0,
 }
 
 var _peer: StreamPeerTCP
 var _pid: int = -1
+var _pid_announced: int = -1
+var _exe: String = ""
+var _launch_args: PackedStringArray = PackedStringArray()
+var _probe_file: String = ""
+var _probe_pid: int = -1
+var _diagnosed: bool = false
 var _ready_file: String = ""
 var _connect_port: int = 0
 var _state_since_ms: float = 0.0
@@ -220,6 +236,8 @@ func poll() -> void:
 				_attempt()
 		State.LAUNCHING:
 			_poll_launch(now)
+		State.DIAGNOSING:
+			_poll_probe(now)
 		State.CONNECTING:
 			_poll_connecting(now)
 		State.HANDSHAKE, State.READY:
@@ -242,6 +260,7 @@ func poll() -> void:
 
 func _attempt() -> void:
 	_close()
+	counters["attempts"] += 1
 	if port > 0:
 		_connect(port)
 		return
@@ -258,7 +277,20 @@ func _launch() -> void:
 	var argv := (command if not command.strip_edges().is_empty() else default_python).strip_edges().split(" ", false)
 	var exe := argv[0]
 	var args := argv.slice(1)
+	_exe = exe
+	_launch_args = args.duplicate()
+	if find_executable(exe).is_empty():
+		var where := ("'%s' does not exist" % exe) if exe.contains("/") or exe.contains("\\") \
+				else ("'%s' is not on PATH" % exe)
+		_fail(("no Python to run the runtime: %s; install Python 3 with numpy + onnxruntime "
+				+ "(`python3 -m pip install numpy onnxruntime`) or set neural_ss/runtime_command to such a Python")
+				% where)
+		return
 	var model := _global_path(model_path)
+	if model.is_empty() or (model != "identity" and not FileAccess.file_exists(model)):
+		_fail("model file not found: '%s' (neural_ss/model_path or --nss-model; the addon's default is "
+				% model_path + "res://addons/neural_ss/models/default_x2.onnx)")
+		return
 	token = Crypto.new().generate_random_bytes(16).hex_encode()
 	# the token travels in the environment, not on the command line other users can read
 	OS.set_environment(TOKEN_ENV, token)
@@ -273,11 +305,11 @@ func _launch() -> void:
 	args.append_array(PackedStringArray(["-m", "nss_runtime.server", "--model", model, "--port", "0",
 			"--ready-file", _ready_file, "--parent-pid", str(OS.get_process_id()), "--providers", providers]))
 	_pid = OS.create_process(exe, args)
+	_launch_args = args
 	if _pid <= 0:
 		_fail("could not start the runtime '%s' (set neural_ss/runtime_command to a Python with numpy + onnxruntime)"
 				% exe)
 		return
-	print("neural_ss: started runtime (pid %d): %s %s" % [_pid, exe, " ".join(args)])
 	_set_state(State.LAUNCHING, "")
 
 
@@ -285,13 +317,74 @@ func _poll_launch(now: float) -> void:
 	if FileAccess.file_exists(_ready_file):
 		var p := _read_port()
 		if p > 0:
+			if _pid != _pid_announced:  # printed only now: the process really started and listens
+				_pid_announced = _pid
+				print("neural_ss: started runtime (pid %d): %s %s" % [_pid, _exe, " ".join(_launch_args)])
 			_connect(p)
 			return
 	if not OS.is_process_running(_pid):
-		_fail("the runtime exited during start-up (is '%s' a Python with numpy + onnxruntime? see its output above)"
-				% (command if not command.is_empty() else "python3"))
+		if not _diagnosed and _start_probe():
+			return
+		_fail("the runtime exited during start-up ('%s' has numpy and onnxruntime: see its output above)" % _exe)
 	elif now - _state_since_ms > launch_timeout_s * 1000.0:
 		_fail("the runtime did not report its port within %d s" % int(launch_timeout_s))
+
+
+# The runtime died before reporting its port: ask the same Python which import fails (once, without
+# blocking the game), so the one warning can say what to install.
+func _start_probe() -> bool:
+	_diagnosed = true
+	_probe_file = OS.get_user_data_dir().path_join("nss_runtime_probe_%d.json" % OS.get_process_id())
+	if FileAccess.file_exists(_probe_file):
+		DirAccess.remove_absolute(_probe_file)
+	var args := PackedStringArray()
+	for a: String in _launch_args:
+		if a == "-m":
+			break
+		args.append(a)
+	args.append_array(PackedStringArray(["-c", PROBE, _probe_file]))
+	_probe_pid = OS.create_process(_exe, args)
+	if _probe_pid <= 0:
+		return false
+	_set_state(State.DIAGNOSING, "")
+	return true
+
+
+func _poll_probe(now: float) -> void:
+	if FileAccess.file_exists(_probe_file):
+		var data: Variant = JSON.parse_string(FileAccess.get_file_as_string(_probe_file))
+		DirAccess.remove_absolute(_probe_file)
+		var missing := PackedStringArray()
+		if data is Dictionary:
+			for m: String in ["numpy", "onnxruntime"]:
+				if not str((data as Dictionary).get(m, "")).is_empty():
+					missing.append("%s (%s)" % [m, (data as Dictionary)[m]])
+		if missing.is_empty():
+			_fail("the runtime exited during start-up although '%s' has numpy and onnxruntime: see its output above"
+					% _exe)
+		else:
+			_fail(("'%s' (Python %s) cannot import %s; " + FIX_HINT) % [_exe,
+					str((data as Dictionary).get("python", "?")), ", ".join(missing), _exe])
+	elif not OS.is_process_running(_probe_pid) and now - _state_since_ms > 500.0 \
+			or now - _state_since_ms > 30000.0:
+		_fail("the runtime exited during start-up and '%s' could not run a Python check: is it Python 3? " % _exe
+				+ "Set neural_ss/runtime_command to a Python 3 with numpy + onnxruntime")
+
+
+## The full path of [param exe] (as given when it has a directory part, else found on PATH); empty when
+## there is no such file.
+static func find_executable(exe: String) -> String:
+	if exe.is_empty():
+		return ""
+	var windows := OS.get_name() == "Windows"
+	if exe.contains("/") or exe.contains("\\") or exe.is_absolute_path():
+		return exe if FileAccess.file_exists(exe) or (windows and FileAccess.file_exists(exe + ".exe")) else ""
+	for dir: String in OS.get_environment("PATH").split(";" if windows else ":", false):
+		for name: String in ([exe, exe + ".exe"] if windows else [exe]):
+			var p := dir.path_join(name)
+			if FileAccess.file_exists(p):
+				return p
+	return ""
 
 
 func _read_port() -> int:
@@ -358,9 +451,9 @@ func _fail(reason: String, fatal_from_runtime: bool = false) -> void:
 	if not _outage_warned:
 		_outage_warned = true
 		if fatal_from_runtime:
-			push_error("neural_ss: runtime refused: %s; showing bilinear upscale" % reason)
+			push_error("neural_ss: BILINEAR fallback: runtime refused: %s" % reason)
 		else:
-			push_warning("neural_ss: runtime unavailable: %s; showing bilinear upscale, reconnecting" % reason)
+			push_warning("neural_ss: BILINEAR fallback: runtime unavailable: %s; retrying in the background" % reason)
 	else:
 		print_verbose("neural_ss: runtime still unavailable: %s" % reason)
 	if port == 0 and _pid > 0 and OS.is_process_running(_pid) and not fatal_from_runtime:
@@ -483,12 +576,13 @@ func _on_message(type: int, p: PackedByteArray) -> void:
 		model_info["scale"] = p.decode_u32(4)
 		model_info["multiple"] = maxi(1, p.decode_u32(16))
 		counters["connections"] += 1
+		var what := "model %s (%s, x%d) on %s" % [model_info.get("name", "?"), model_info.get("preset", "?"),
+				model_info["scale"], model_info.get("provider", "?")]
 		if _outage_warned and counters["connections"] > 1:
-			print("neural_ss: runtime reconnected (%s on %s)" % [model_info.get("name", "?"),
-					model_info.get("provider", "?")])
-		elif counters["connections"] == 1:
-			print("neural_ss: runtime ready: model %s (%s, x%d) on %s" % [model_info.get("name", "?"),
-					model_info.get("preset", "?"), model_info["scale"], model_info.get("provider", "?")])
+			print("neural_ss: NEURAL again, runtime reconnected: %s" % what)
+		elif counters["connections"] == 1 or _outage_warned:
+			var via := ("at %s:%d" % [host, port]) if port > 0 else ("'%s' (pid %d)" % [_exe, _pid])
+			print("neural_ss: NEURAL via runtime %s: %s" % [via, what])
 		_outage_warned = false
 		_backoff_s = backoff_min_s
 		_set_state(State.READY, "")
@@ -530,8 +624,8 @@ func _on_result(pixels: PackedByteArray) -> void:
 	stats["upscaled_fps"] = (_result_times.size() - 1) * 1000.0 / maxf(now - _result_times[0], 1.0)
 	if latency > budget_ms and not lockstep:
 		counters["late"] += 1
-		_warn_once("late", ("neural_ss: the runtime is slower than the budget (%.0f ms > neural_ss/runtime_budget_ms"
-				+ " %.0f); showing bilinear while it is") % [latency, budget_ms])
+		_warn_once("late", ("neural_ss: BILINEAR fallback while the runtime is slower than the budget (%.0f ms > "
+				+ "neural_ss/runtime_budget_ms %.0f)") % [latency, budget_ms])
 		return
 	var fmt := Image.FORMAT_RGBAF if int(_rx_result["fmt"]) == FMT_F32 else Image.FORMAT_RGBAH
 	var img := Image.create_from_data(int(_rx_result["w"]), int(_rx_result["h"]), false, fmt, pixels)
