@@ -83,7 +83,8 @@ def load_upscaler(cfg: ServerConfig):
     i = s.info
     info = {"name": i.name, "preset": i.preset, "provider": i.provider, "fp16": bool(i.fp16), "scale": int(i.scale),
             "n_prev": int(i.n_prev), "contract_version": int(i.contract_version), "multiple": int(i.multiple),
-            "model_path": os.path.abspath(cfg.model)}
+            "model_path": os.path.abspath(cfg.model),
+            "jitter": bool(i.meta.get("jitter", False))}  # the model wants jittered low-res frames (accum)
     return s, info
 
 
