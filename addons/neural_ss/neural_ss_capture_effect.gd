@@ -19,6 +19,14 @@ var on_frame: Callable
 var last_callback_ms: float = 0.0
 ## Frames whose readback is still in flight.
 var in_flight: int = 0
+## GPU runtime (NeuralSSGpuRunner) run right after the copy, in this callback, on the copied textures:
+## the network never sees the CPU. Null = none (NeuralSSGpuBackend sets it in GPU mode).
+var gpu_runner: RefCounted = null
+## Read each frame back for [member on_frame] (its NeuralSSFrame carries the pixels). Off: on_frame gets
+## the frame's metadata only (GPU mode with nothing that wants pixels).
+var readback: bool = true
+## texture_get_data(_async) calls made by this effect (GPU mode makes none: tests check it).
+var readbacks: int = 0
 
 const BACKGROUND_DEPTH := 1.0e10
 const _SHADER := """
@@ -206,7 +214,12 @@ func _render_callback(callback_type: int, render_data: RenderData) -> void:
 	frame.intrinsics = _intrinsics(size)
 	# the owner's own jitter when it applied one (exact), else what the engine's projection says (TAA)
 	frame.jitter = _info["jitter"] if _info.has("jitter") else _jitter(render_data, size)
-	if on_frame.is_valid():
+	if gpu_runner != null:
+		gpu_runner.call("run", _rd, _rgbd_tex, _motion_tex, size, frame.jitter, frame.camera_cut, frame.index)
+	if on_frame.is_valid() and not readback:
+		on_frame.call_deferred(frame)  # metadata only: no pixels leave the GPU
+	elif on_frame.is_valid():
+		readbacks += 2
 		if _rd.has_method("texture_get_data_async"):
 			_pending[frame.index] = {"frame": frame}
 			in_flight = _pending.size()

@@ -13,6 +13,9 @@ const SETTINGS := {
 	"scale_factor": [2, TYPE_INT, PROPERTY_HINT_ENUM, "2:2,4:4"],
 	# the model ships inside the addon folder: copying addons/neural_ss/ is all a game needs
 	"model_path": ["res://addons/neural_ss/models/default_x2.onnx", TYPE_STRING, PROPERTY_HINT_FILE, "*.onnx"],
+	# which runtime feeds NEURAL mode (NeuralSSGpuBackend.choose): auto = the GPU runtime where the device
+	# can run it, else Python; gpu = GPU or bilinear (never a process); python = the ONNX Runtime process
+	"runtime": ["auto", TYPE_STRING, PROPERTY_HINT_ENUM, "auto,gpu,python"],
 	"runtime_command": ["", TYPE_STRING, PROPERTY_HINT_NONE, ""],
 	"execution_provider": ["cpu", TYPE_STRING, PROPERTY_HINT_ENUM, "cpu,cuda,tensorrt"],
 	"show_stats_overlay": [false, TYPE_BOOL, PROPERTY_HINT_NONE, ""],

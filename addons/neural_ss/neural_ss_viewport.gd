@@ -20,6 +20,8 @@ extends Node
 ## Emitted on the main thread for every captured low-res frame (contract units, see NeuralSSFrame).
 signal frame_captured(frame: NeuralSSFrame)
 signal mode_changed(mode: Mode)
+## Emitted when the capture effect is created (before it renders): the GPU runtime attaches to it.
+signal capture_effect_created(effect: NeuralSSCaptureEffect)
 
 enum Mode { NATIVE, BILINEAR, NEURAL }
 
@@ -109,9 +111,9 @@ func _ready() -> void:
 	_overlay = NeuralSSOverlay.new()
 	_overlay.visible = _stats_wanted()
 	add_child(_overlay)
-	var bridge := NeuralSSBridge.new()  # runtime bridge (addons/neural_ss/bridge/): feeds NEURAL mode
-	bridge.name = "NeuralSSBridge"
-	add_child(bridge)
+	# what feeds NEURAL mode: the GPU runtime (addons/neural_ss/gpu/) or the Python runtime bridge
+	# (addons/neural_ss/bridge/), chosen once by neural_ss/runtime; prints one line saying which and why
+	add_child(NeuralSSGpuBackend.choose(self))
 
 
 func _exit_tree() -> void:
@@ -236,6 +238,7 @@ func _activate(src_cam: Camera3D) -> void:
 	if _has_rd:
 		_effect = NeuralSSCaptureEffect.new()
 		_effect.on_frame = _on_effect_frame
+		capture_effect_created.emit(_effect)
 		_make_present_viewport()
 	if mode != Mode.NEURAL:
 		print("neural_ss: %s: the node's mode is set to %s (NEURAL is the default)" % [
