@@ -103,12 +103,12 @@ print(json.dumps({{'base_mb': base, 'after_load_mb': loaded - base, 'peak_mb': r
 def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, threads: int, tmp: Path,
                log) -> dict:
     import torch
-    from nss_train.model import ModelConfig, build_model
+    from nss_train.model import build_model, preset_config
 
     W, H = out_size
     w, h = W // scale, H // scale
     torch.manual_seed(0)
-    cfg = ModelConfig.preset(preset, scale=scale)
+    cfg = preset_config(preset, scale=scale)
     model = build_model(cfg).eval()
     path = tmp / f"{preset}_x{scale}.onnx"
     E.export(model, cfg, path)
@@ -163,9 +163,7 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
         "ort_fps": 1e3 / ms["ort"], "flops_per_output_px": flops_px, "gflop_per_frame": gflop,
         "ort_gflops": gflop / (ms["ort"] / 1e3), "torch_gflops": gflop / (ms["torch"] / 1e3),
         "matmul_gflops": matmul, "matmul_fraction": gflop / (ms["ort"] / 1e3) / matmul,
-        "history_variant": ("cached per-frame features of the previous frames" if cfg.warp_features and
-                            cfg.cache_features else "RGB-D of the previous frames (fast warps RGB-D only)")
-        + ", their motion and jitter",
+        "history_variant": ", ".join(f"{n} {list(sh[1:])}" for n, sh in model.history_spec(h, w)),
         "window_ms": ms["ort_window"], "history_vs_window": ms["ort_window"] / ms["ort"], "reps": reps, "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
     }
     res["memory"] = peak_memory_mb(path, w, h, threads)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from nss_train import baselines as B  # noqa: E402
 from nss_train.frames import atomic_write_bytes  # noqa: E402
-from nss_train.model import ModelConfig, build_model, param_count  # noqa: E402
+from nss_train.model import build_model, param_count, preset_config  # noqa: E402
 from probe import matmul_probe  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     s = a.scale
     h, w = H // s, W // s
     torch.manual_seed(0)
-    models = {n: build_model(ModelConfig.preset(n, scale=s)).eval() for n in ("fast", "nsrr")}
+    models = {n: build_model(preset_config(n, scale=s)).eval() for n in ("fast", "nsrr")}
     for m in models.values():
         m.check_size(h, w)
     base = {"bilinear": B.make("bilinear", s), "taa": B.make("taa", s)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nss_train.model import colour_forward, colour_inverse, upsample_motion, warp
+from nss_train.geometry import colour_forward, colour_inverse, upsample_motion, warp
 
 
 def align_jitter(up: torch.Tensor, jitter: torch.Tensor, s: int) -> torch.Tensor:

@@ -34,7 +34,8 @@ from nss_train import baselines as B
 from nss_train import frames as FR
 from nss_train.frames import atomic_write_bytes
 from nss_train.losses import DISPLAY, psnr, ssim, to_display
-from nss_train.model import CheckpointError, load_checkpoint, upsample_motion, warp
+from nss_train.geometry import upsample_motion, warp
+from nss_train.model import CheckpointError, load_checkpoint
 
 log = logging.getLogger("nss_train.evaluate")
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nss_train.model import colour_forward
+from nss_train.geometry import colour_forward
 
 log = logging.getLogger("nss_train.losses")
 

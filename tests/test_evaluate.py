@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from nss_train import baselines as B
 from nss_train.evaluate import flip_error
 from nss_train.losses import NSSLoss, VGG16Features, psnr, ssim, to_display
-from nss_train.model import ModelConfig, build_model, save_checkpoint
+from nss_train.model import build_model, preset_config, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def test_taa_reprojects_with_motion_and_resets():
 def test_evaluate_cli_end_to_end(tiny_dataset, tmp_path):
     from nss_train.data import split_sequences
     train, val = split_sequences(tiny_dataset, val_fraction=0.5, seed=0)
-    m = build_model(ModelConfig.preset("fast", scale=2, n_prev=2))
+    m = build_model(preset_config("fast", scale=2, n_prev=2))
     ck = tmp_path / "m.pt"
     save_checkpoint(ck, m, None, step=3, data={"train_sequences": [str(p) for p in train],
                                                 "val_sequences": [str(p) for p in val]})

@@ -11,7 +11,8 @@ import torch
 from nss_train.data import WindowDataset
 from nss_train.fit import batch_indices
 from nss_train.losses import NSSLoss
-from nss_train.model import ModelConfig, build_model, colour_forward, load_checkpoint
+from nss_train.geometry import colour_forward
+from nss_train.model import build_model, load_checkpoint, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT_ARGS = ["--steps", "14", "--val-every", "3", "--batch", "2", "--crop", "16", "--n-prev", "2",
@@ -29,7 +30,7 @@ def test_tiny_model_overfits_one_window(tiny_dataset, name):
     ds = WindowDataset(tiny_dataset, n_prev=2, crop=(16, 16), augment=False)
     s = ds[len(ds) // 2]
     b = {k: s[k][None] for k in ("colour", "depth", "motion", "jitter", "target")}
-    cfg = ModelConfig.preset(name, scale=2, n_prev=2)
+    cfg = preset_config(name, scale=2, n_prev=2)
     if name == "nsrr":  # narrower, so the test stays quick on 2 cores
         cfg.feat_channels, cfg.reweight_channels = (8, 4), (8,)
         cfg.unet_enc, cfg.unet_dec = ((16, 16), (16, 16), (32, 32)), ((16, 16), (16,))
@@ -107,7 +108,7 @@ def test_resume_from_truncated_or_foreign_checkpoint_fails_clearly(tiny_dataset,
     assert p.returncode == 1
     assert "last.pt: unreadable or truncated checkpoint" in out and "Traceback" not in out
     # a checkpoint of another model config
-    m = build_model(ModelConfig.preset("nsrr", scale=2, n_prev=2))
+    m = build_model(preset_config("nsrr", scale=2, n_prev=2))
     from nss_train.model import save_checkpoint
     save_checkpoint(run / "last.pt", m, None, step=1, rng=None)
     p = _fit(tiny_dataset, run, "--resume")
