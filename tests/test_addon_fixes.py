@@ -39,7 +39,8 @@ def project(godot, tmp_path_factory):
 
 def run(godot, project: Path, out: Path, scenario: str, timeout: float = 240):
     r = godot.run(["--path", str(project), "-s", "res://addon_fixes.gd", "--", "--out", str(out),
-                   "--scenario", scenario, "--nss-runtime-command", NO_PYTHON], timeout, display=True,
+                   "--scenario", scenario, "--nss-runtime", "python", "--nss-runtime-command", NO_PYTHON], timeout,
+                  display=True,
                   paths=[str(project), str(out)])
     tail = "\n".join(r.output.splitlines()[-40:])
     assert not r.timed_out and not r.errors(), f"{r.errors()}\n{tail}"
@@ -117,6 +118,8 @@ def test_neural_present_keeps_the_environments_look(tonemap, tm):
     out, r, res = tonemap
     c = res[tm]
     assert c["fed"] >= 3 and c["fresh"] and c["low"] == [320, 180], c
+    # one case feeds a texture already on the GPU (set_upscaled_texture, a Texture2DRD), the others an Image
+    assert c["texture"] == ("Texture2DRD" if tm == "aces" else "ImageTexture")
     g, n = img(out, f"{tm}_godot"), img(out, f"{tm}_neural")
     assert (g > 0.999).mean() < 0.2  # not a blown-out picture: the tonemapper shapes it
     d = mad(n, g)

@@ -20,6 +20,9 @@ var results: Dictionary = {}
 var ns: NeuralSSViewport
 var fed: int = 0
 var flip := false
+var use_rd := false  # feed a Texture2DRD (a texture already on the GPU) instead of an Image
+var rd_tex: RID = RID()
+var tex_rd: Texture2DRD
 
 
 func _initialize() -> void:
@@ -232,6 +235,7 @@ func _tonemap() -> void:
 	for c: Array in cases:
 		var name: String = c[0]
 		env.tonemap_mode = c[1]
+		use_rd = name == "aces"
 		await _frames(WAIT + 2)
 		await _grab(name + "_godot")
 		_add_addon(NeuralSSViewport.Mode.NEURAL, 1)
@@ -249,13 +253,33 @@ func _tonemap() -> void:
 			await _frames(WAIT)
 			await _grab(name + "_neural_mirrored")
 			flip = false
-		results[name] = {"fed": fed, "fresh": fresh, "low": [ns.get_low_res_size().x, ns.get_low_res_size().y]}
+		results[name] = {"fed": fed, "fresh": fresh, "low": [ns.get_low_res_size().x, ns.get_low_res_size().y],
+				"texture": "Texture2DRD" if use_rd else "ImageTexture"}
 		await _remove_addon()
+	if rd_tex.is_valid():
+		tex_rd.texture_rd_rid = RID()
+		RenderingServer.get_rendering_device().free_rid(rd_tex)
 
 
 # The captured LINEAR frame (rgb, depth in alpha) sent back through the NEURAL present path as is.
 func _feed(frame: NeuralSSFrame) -> void:
 	if ns == null or frame.index < 2 or not frame.bytes_ok():
+		return
+	if use_rd:
+		var rd := RenderingServer.get_rendering_device()
+		if not rd_tex.is_valid():
+			var tf := RDTextureFormat.new()
+			tf.format = RenderingDevice.DATA_FORMAT_R32G32B32A32_SFLOAT
+			tf.width = frame.size.x
+			tf.height = frame.size.y
+			tf.usage_bits = RenderingDevice.TEXTURE_USAGE_SAMPLING_BIT | RenderingDevice.TEXTURE_USAGE_CAN_UPDATE_BIT
+			rd_tex = rd.texture_create(tf, RDTextureView.new(), [frame.colour_depth])
+			tex_rd = Texture2DRD.new()
+			tex_rd.texture_rd_rid = rd_tex
+		else:
+			rd.texture_update(rd_tex, 0, frame.colour_depth)
+		ns.set_upscaled_texture(tex_rd)
+		fed += 1
 		return
 	var im := Image.create_from_data(frame.size.x, frame.size.y, false, Image.FORMAT_RGBAF, frame.colour_depth)
 	if flip:

@@ -183,8 +183,9 @@ func _submit(frame: NeuralSSFrame) -> bool:
 		return false
 	var multiple: int = model_info.get("multiple", 1)
 	if frame.size.x % multiple != 0 or frame.size.y % multiple != 0:
-		_warn_once("multiple", "neural_ss: low-res size %s is not a multiple of %d (model %s); showing bilinear" % [
-				frame.size, multiple, model_info.get("name", "?")])
+		_warn_once("multiple", ("neural_ss: BILINEAR fallback: low-res size %s is not a multiple of %d (model %s): "
+				+ "use a window size whose low-res size (output / scale) is") % [frame.size, multiple,
+				model_info.get("name", "?")])
 		return false
 	var flags := 0
 	if frame.camera_cut:
