@@ -41,6 +41,17 @@ static func stripes(size: int, count: int, a: Color, b: Color, vertical: bool = 
 	return _finish(img)
 
 
+## Diagonal stripes (45 degrees, tiles seamlessly): a spiral on a cylinder.
+static func diagonal_stripes(size: int, count: int, a: Color, b: Color) -> ImageTexture:
+	var img := _blank(size, b)
+	var period := size / count
+	for y in size:
+		for x in size:
+			if (x + y) % period < period / 2:
+				img.set_pixel(x, y, a)
+	return _finish(img)
+
+
 ## Running-bond bricks with thin mortar lines and per-brick colour variation.
 static func bricks(size: int, rows: int, cols: int, mortar_px: int, base: Color, mortar: Color,
 		seed: int) -> ImageTexture:
