@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import threading
@@ -38,6 +39,10 @@ SEQ_PATTERN = "seq_{:05d}"
 # settings that must match for an existing sequence to be kept on a resume
 KEYS = ("scene", "scale", "target_ss", "msaa", "taa", "fps", "time_scale", "warmup", "start_frame", "camera",
         "seed", "low")
+
+
+# the last Godot run of capture(): seconds, frames and (when measured) mean render ms of both viewports
+LAST_RUN: dict = {}
 
 
 class CaptureError(RuntimeError):
@@ -68,6 +73,10 @@ class CaptureConfig:
     reimport: bool = False
     check: bool = True
     extra: str = ""  # extra user args for the scene, e.g. "--mode bilinear"
+    jitter: bool = False  # raw sub-pixel jitter (NeuralSSViewport.jitter), recorded per frame
+    jitter_samples: int = 8  # Halton(2,3) sequence length
+    skip_ahead: bool = False  # frame counter starts at the first sequence's warm-up (frame-indexed scenes)
+    pre_frames: int = 3  # the target viewport starts this many frames before each sequence
 
 
 def _res_path(project: Path, scene: str) -> str:
@@ -96,14 +105,21 @@ def _low(cfg: CaptureConfig) -> list[int]:
 
 def expected_source(cfg: CaptureConfig, scene: str, k: int) -> dict:
     stride = cfg.stride or cfg.frames + 60
-    return {"scene": scene, "scale": cfg.scale, "target_ss": cfg.ss, "msaa": cfg.msaa, "taa": cfg.taa,
-            "fps": float(cfg.fps), "time_scale": float(cfg.time_scale), "warmup": cfg.warmup,
-            "start_frame": cfg.warmup + k * stride, "camera": cfg.camera, "seed": cfg.seed, "low": _low(cfg)}
+    src = {"scene": scene, "scale": cfg.scale, "target_ss": cfg.ss, "msaa": cfg.msaa, "taa": cfg.taa,
+           "fps": float(cfg.fps), "time_scale": float(cfg.time_scale), "warmup": cfg.warmup,
+           "start_frame": cfg.warmup + k * stride, "camera": cfg.camera, "seed": cfg.seed, "low": _low(cfg)}
+    if cfg.jitter:  # only then: captures made before the option existed keep resuming
+        src.update(jitter=True, jitter_samples=cfg.jitter_samples)
+    return src
 
 
 def _differs(got: dict, want: dict) -> list[str]:
     out = []
-    for k in KEYS:
+    for k in (*KEYS, "jitter", "jitter_samples"):
+        if k not in want:
+            if k == "jitter" and got.get(k):
+                out.append(f"jitter={got[k]!r} (now False)")
+            continue
         a, b = got.get(k), want[k]
         if isinstance(b, float):
             same = isinstance(a, (int, float)) and abs(float(a) - b) < 1e-6
@@ -161,6 +177,9 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
                            f"--first {cfg.first}: expected >= 1, >= 1, >= 1, >= 0")
     if cfg.stride and cfg.stride < cfg.frames:
         raise CaptureError(f"--stride {cfg.stride}: must be >= --frames {cfg.frames} (sequences may not overlap)")
+    if cfg.jitter and (cfg.taa or not 1 <= cfg.jitter_samples <= 64):
+        raise CaptureError(f"--jitter with --taa {cfg.taa}, --jitter-samples {cfg.jitter_samples}: expected no TAA "
+                           "(TAA jitters by itself) and 1..64 samples")
     if cfg.scale not in (2, 4) or not 1 <= cfg.ss <= 8 or cfg.msaa not in (0, 2, 4, 8) or cfg.fps <= 0:
         raise CaptureError(f"--scale {cfg.scale} (2 or 4), --ss {cfg.ss} (1..8), --msaa {cfg.msaa} (0, 2, 4, 8), "
                            f"--fps {cfg.fps} (> 0): out of range")
@@ -191,7 +210,10 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
                 "--warmup", str(cfg.warmup), "--low", f"{low[0]}x{low[1]}", "--scale", str(cfg.scale),
                 "--ss", str(cfg.ss), "--msaa", str(cfg.msaa), "--fixed-fps", f"{cfg.fps:g}",
                 "--time-scale", f"{cfg.time_scale:g}", "--camera", cfg.camera, "--seed", str(cfg.seed),
-                *(["--taa"] if cfg.taa else []), *cfg.extra.split()]
+                *(["--taa"] if cfg.taa else []),
+                *(["--jitter", "--jitter-samples", str(cfg.jitter_samples)] if cfg.jitter else []),
+                *(["--skip-ahead"] if cfg.skip_ahead else []), "--pre-frames", str(cfg.pre_frames),
+                *cfg.extra.split()]
         # Godot runs in this thread (Ctrl-C kills its process group); a helper thread shows progress
         todo_dirs = [dirs[k] for k in todo]
         stop = threading.Event()
@@ -213,6 +235,11 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
         # convert whatever finished before reporting a failure, so a rerun resumes after it
         for k in todo:
             state[k] = sequence_state(dirs[k], cfg.frames, expected_source(cfg, scene, k))
+        LAST_RUN.clear()
+        LAST_RUN.update(seconds=r.seconds, frames=cfg.frames * len(todo))
+        m = re.search(r"PAIRED_CAPTURE_DONE .*low_ms=([\d.]+) target_ms=([\d.]+)", r.output)
+        if m:
+            LAST_RUN.update(low_ms=float(m[1]), target_ms=float(m[2]))
         if r.timed_out or r.returncode != 0 or "PAIRED_CAPTURE_DONE" not in r.output:
             msgs = [ln.split("ERROR: ", 1)[-1] for ln in r.output.splitlines() if "paired_capture: ERROR" in ln]
             why = msgs[0] if msgs else ("timed out after %.0f s (--timeout)" % cfg.timeout if r.timed_out else
@@ -248,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
              "camera": "scene | path:NODE[:SPEED] | anim:NODE:ANIMATION | replay:FILE",
              "time_scale": "scene time runs this many times faster (the demo reads it)",
              "extra": "extra user arguments passed to the scene (one string)",
-             "check": "run nss_train.data's check on the result", "keep_raw": "keep the raw Godot buffers"}
+             "check": "run nss_train.data's check on the result", "keep_raw": "keep the raw Godot buffers",
+             "jitter": "raw sub-pixel jitter on the low-res frames (NeuralSSViewport.jitter), recorded per frame",
+             "jitter_samples": "length of the Halton(2,3) jitter sequence",
+             "pre_frames": "the target viewport renders from this many frames before each sequence",
+             "skip_ahead": "start the frame counter at the first sequence (scenes driven by the frame index only)"}
     for name, val in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
         if isinstance(val, bool):

@@ -11,6 +11,11 @@ extends Node
 ##   godot --fixed-fps 30 --path P res://addons/neural_ss/capture/paired_capture.tscn -- \
 ##       --scene res://level.tscn --out DIR --seq-ids 0,1 --frames 32 --stride 200 --warmup 8 \
 ##       --low 160x90 --scale 2 --ss 2 --msaa 4 --fixed-fps 30 [--taa] [--camera MODE] [--seed N]
+##       [--jitter [--jitter-samples 8]] [--skip-ahead]
+## --jitter: raw sub-pixel jitter (NeuralSSViewport.jitter, Halton(2,3)), recorded per frame.
+## --pre-frames N: the target viewport starts N frames before each sequence (default 3).
+## --skip-ahead: start the frame counter at the first sequence's warm-up instead of 0 (for scenes
+## whose content is a function of the frame index alone, e.g. res://worldgen/world.tscn).
 ## Sequence k covers the frames [warmup + k * stride, warmup + k * stride + frames) and is
 ## written to DIR/seq_0000k/raw/ (NeuralSSFrameWriter layout with the .target.f32 buffers).
 ##
@@ -43,6 +48,7 @@ var warmup: int = 8
 var stride: int = 0
 var seq_ids: Array[int] = []
 var camera_mode: String = "scene"
+var pre_frames: int = PRE_FRAMES  # --pre-frames N: 0 for scenes without per-viewport temporal effects
 
 var _tsub: SubViewport
 var _tcam: Camera3D
@@ -59,6 +65,7 @@ var _replay: Array = []
 var _record_path: String = ""
 var _record: Array = []
 var _failed: bool = false
+var _times := {"low": 0.0, "target": 0.0, "n": 0}  # measured render times (ms) of written frames
 
 
 func _ready() -> void:
@@ -85,6 +92,11 @@ func _ready() -> void:
 		_fail("--scale %d: the scene's NeuralSSViewport uses scale %d (set --scale to match)" % [scale, ns.get_scale()])
 		return
 	ns.use_taa = args.has("taa")
+	ns.jitter = args.has("jitter")
+	ns.jitter_samples = int(args.get("jitter-samples", "8"))
+	if args.has("skip-ahead"):
+		var first := seq_ids.min() as int
+		ns.frame_index = maxi(0, first * stride)  # = the first sequence's start - warmup
 	ns.mode = NeuralSSViewport.Mode.BILINEAR  # capture happens in BILINEAR and NEURAL, never NATIVE
 	get_window().size = low * scale
 	if not _setup_camera_mode():
@@ -131,6 +143,7 @@ func _configure() -> bool:
 	if args.has("pause-physics"):
 		PhysicsServer3D.set_active(false)
 	camera_mode = args.get("camera", "scene")
+	pre_frames = clampi(int(args.get("pre-frames", str(PRE_FRAMES))), 0, 60)
 	return true
 
 
@@ -184,6 +197,7 @@ func _open_writers() -> bool:
 			"fps": fps, "time_scale": time_scale, "warmup": warmup, "start_frame": warmup + k * stride,
 			"sequence": k, "target_ss": ss, "msaa": int(args.get("msaa", "4")), "taa": args.has("taa"),
 			"camera": camera_mode, "seed": int(args.get("seed", "0")), "low": [low.x, low.y],
+			"jitter": args.has("jitter"), "jitter_samples": int(args.get("jitter-samples", "8")) if args.has("jitter") else 0,
 			"renderer": RenderingServer.get_video_adapter_name(), "paired": true,
 		}
 		if not w.open(info):
@@ -227,7 +241,8 @@ func _process(_delta: float) -> void:
 	var t := time_scale * f / fps
 	_drive_camera(f, t)
 	var src := get_viewport().get_camera_3d()
-	var want := _wanted(f, PRE_FRAMES) >= 0
+	var want := _wanted(f, pre_frames) >= 0
+	_measure(f)
 	_tsub.render_target_update_mode = SubViewport.UPDATE_ALWAYS if want and src != null else SubViewport.UPDATE_DISABLED
 	if want and src != null:
 		_sync_target(src, f, t)
@@ -330,8 +345,24 @@ func _try_write(idx: int) -> void:
 	for j in seq_ids:
 		if _written[j] < frames:
 			return
-	print("PAIRED_CAPTURE_DONE sequences=%d frames=%d out=%s" % [seq_ids.size(), frames, args["out"]])
+	var n := maxf(1.0, _times["n"])
+	print("PAIRED_CAPTURE_DONE sequences=%d frames=%d out=%s low_ms=%.2f target_ms=%.2f" % [seq_ids.size(), frames,
+			args["out"], _times["low"] / n, _times["target"] / n])
 	get_tree().quit(0)
+
+
+## Renders times of the low-res and the target viewport (RenderingServer's per-viewport measure,
+## GPU side; under lavapipe the GPU is the CPU), summed over the frames of the sequences.
+func _measure(f: int) -> void:
+	var lo := ns.get_node_or_null("NeuralSSLowRes") as SubViewport
+	if lo == null or _tsub == null:
+		return
+	for vp: Viewport in [lo, _tsub]:
+		RenderingServer.viewport_set_measure_render_time(vp.get_viewport_rid(), true)
+	if _wanted(f - 1) >= 0:  # the previous frame's times are final now
+		_times["low"] += RenderingServer.viewport_get_measured_render_time_gpu(lo.get_viewport_rid())
+		_times["target"] += RenderingServer.viewport_get_measured_render_time_gpu(_tsub.get_viewport_rid())
+		_times["n"] += 1
 
 
 func _record_frame() -> void:
