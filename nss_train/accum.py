@@ -150,9 +150,10 @@ def warp_history(hist: torch.Tensor, motion_lr: torch.Tensor, s: int) -> tuple[t
     ys = torch.arange(H, device=hist.device, dtype=torch.float32)[None, :, None] + 0.5
     px, py = xs + m[:, 0], ys + m[:, 1]  # previous position, output px, edges at 0 and W
     valid = ((px >= 0) & (px <= W) & (py >= 0) & (py <= H)).to(hist.dtype)[:, None]
-    grid = torch.stack([px * (2.0 / W) - 1.0, py * (2.0 / H) - 1.0], -1).to(hist.dtype)
-    out = F.grid_sample(hist, grid, mode=WARP_MODE, padding_mode="border", align_corners=False)
-    return out, valid
+    # coordinates and the resample in fp32 also in fp16 models (fp16 grid steps are ~0.3 px at 640 px)
+    grid = torch.stack([px * (2.0 / W) - 1.0, py * (2.0 / H) - 1.0], -1)
+    out = F.grid_sample(hist.float(), grid, mode=WARP_MODE, padding_mode="border", align_corners=False)
+    return out.to(hist.dtype), valid
 
 
 def neigh_stats(y: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,6 +168,12 @@ def apply_kernel3x3(y: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
     """y [B,C,h,w], kern [B,Q,9,h,w] (Q = s*s sub-pixels, weights over the row-major taps) -> [B,C,Q,h,w]."""
     taps = torch.stack(shifted3x3(y), 1)  # [B,9,C,h,w]
     return (kern[:, None] * taps.transpose(1, 2)[:, :, None]).sum(3)
+
+
+def softmax_taps(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 2 (the 9 taps) written out: ONNX Runtime's Softmax on an inner axis transposes (slow)."""
+    e = torch.exp(logits - logits.amax(dim=2, keepdim=True))
+    return e / e.sum(dim=2, keepdim=True)
 
 
 def kernel_init(s: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,7 +283,7 @@ class Accum(nn.Module):
         alpha_logit, kern_logit, gamma, resid = self.net(x, jit)
         Q = s * s
         # 6. apply: current estimate per sub-pixel, rectified history, blend
-        kern = torch.softmax(kern_logit.reshape(B, Q, 9, h, w), dim=2)
+        kern = softmax_taps(kern_logit.reshape(B, Q, 9, h, w))
         cur = apply_kernel3x3(y, kern)  # [B,3,Q,h,w]
         h_rgb = hw_f[:, : 3 * Q].reshape(B, 3, Q, h, w)
         h_acc = hw_f[:, 3 * Q:]  # [B,Q,h,w] accumulation weight a of the previous frame

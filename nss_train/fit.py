@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from nss_runtime.contract import SCALES
 from nss_train import frames as FR
-from nss_train.losses import NSSLoss, ssim, to_display
+from nss_train.losses import NSSLoss, srgb_encode, ssim, to_display
 from nss_train.geometry import colour_forward, colour_inverse
 from nss_train.model import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
                              read_checkpoint, save_checkpoint)
@@ -61,6 +61,9 @@ class TrainConfig:
     image_every: int = 0  # 0: with every validation
     seed: int = 0
     vgg_weights: str | None = None
+    seq_len: int = 8  # recurrent presets (accum): frames per training window (truncated BPTT through all of them)
+    loss_skip: int = 2  # recurrent presets: the first frames of a window (history still empty) carry no loss
+    cache_gb: float = 2.0  # decoded frames kept in memory (windows of recurrent presets reuse many frames)
     amp: str = "auto"  # auto (bf16 autocast on CUDA) | on | off
     workers: int = 0
     skip_bad: bool = False  # drop windows touching missing/corrupt frames (e.g. a render still running)
@@ -113,8 +116,9 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> tuple[int, list[i
 def collate(items: list[dict], multiple: int = 1) -> dict:
     """Stack samples; trim H, W (top-left) to multiples of `multiple` (validation on full frames)."""
     out = {}
-    for k in ("colour", "depth", "motion", "jitter", "target"):
-        out[k] = torch.stack([it[k] for it in items])
+    for k in ("colour", "depth", "motion", "jitter", "target", "reset"):
+        if k in items[0]:
+            out[k] = torch.stack([it[k] for it in items])
     h, w = out["colour"].shape[-2:]
     h2, w2 = h - h % multiple, w - w % multiple
     if (h2, w2) != (h, w):
@@ -204,8 +208,12 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
         b = collate([ds[i]], mult)
         b = {k: v.to(device) for k, v in b.items()}
         with amp_ctx():
-            out = model(b["colour"], b["depth"], b["motion"], b["jitter"]).float()
-        tgt, bic = to_display(b["target"]), to_display(bicubic(b["colour"][:, -1], s))
+            if "reset" in b:  # recurrent: the window's last frame, after accumulating the window from a reset
+                out = model(b["colour"], b["depth"], b["motion"], b["jitter"], b["reset"]).float()
+            else:
+                out = model(b["colour"], b["depth"], b["motion"], b["jitter"]).float()
+        target = b["target"][:, -1] if b["target"].dim() == 5 else b["target"]
+        tgt, bic = to_display(target), to_display(bicubic(b["colour"][:, -1], s))
         o = to_display(out)
         acc["mse"] += float(((o.clamp(0, 1) - tgt.clamp(0, 1)) ** 2).mean())
         acc["ssim"] += float(ssim(o, tgt))
@@ -230,7 +238,9 @@ class Mapped(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, colour, depth, motion, jitter):
+    def forward(self, colour, depth, motion, jitter, reset=None):
+        if reset is not None:  # recurrent preset: every frame of the window [B,T,3,sh,sw]
+            return self.model.forward_sequence(colour, depth, motion, jitter, reset)
         return self.model.forward_mapped(colour, depth, motion, jitter)
 
 
@@ -259,7 +269,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         saved = ckpt.get("train", {})
         # the run's own settings win, except those that may change on a resume
         keep = {"steps", "out", "val_every", "log_every", "max_minutes", "workers", "threads", "devices",
-                "num_nodes", "node_rank", "master_addr", "master_port", "device", "image_every", "amp"}
+                "num_nodes", "node_rank", "master_addr", "master_port", "device", "image_every", "amp", "cache_gb"}
         for f in fields(TrainConfig):
             if f.name in saved and f.name not in keep:
                 setattr(cfg, f.name, saved[f.name])
@@ -290,9 +300,17 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         cfg.n_prev = init_cfg.n_prev
     elif not cfg.n_prev:  # 0: the preset's own number of previous frames
         cfg.n_prev = preset_config(cfg.preset, scale=SCALES[0]).n_prev
-    train_ds = WindowDataset(train_dirs, n_prev=cfg.n_prev, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
-                             skip_bad=cfg.skip_bad)
-    val_ds = WindowDataset(val_dirs, n_prev=cfg.n_prev, crop=None, augment=False, skip_bad=cfg.skip_bad)
+    from nss_train.model import architecture
+    recurrent = bool(getattr(architecture(init_cfg.name if cfg.init else cfg.preset).MODEL, "recurrent", False))
+    if recurrent and (cfg.seq_len < 2 or not 0 <= cfg.loss_skip < cfg.seq_len):
+        raise FitError(f"--seq-len {cfg.seq_len} / --loss-skip {cfg.loss_skip}: expected seq-len >= 2 and "
+                       "0 <= loss-skip < seq-len")
+    # recurrent presets train on windows of seq_len consecutive frames (history reset at the window start and on
+    # cuts), with the loss on every frame after the first loss_skip; the others on n_prev + 1 frame windows
+    win = dict(n_prev=cfg.seq_len - 1, sequence=True) if recurrent else dict(n_prev=cfg.n_prev)
+    train_ds = WindowDataset(train_dirs, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
+                             skip_bad=cfg.skip_bad, cache_bytes=int(cfg.cache_gb * 2 ** 30), **win)
+    val_ds = WindowDataset(val_dirs, crop=None, augment=False, skip_bad=cfg.skip_bad, **win)
     scale = train_ds.scale
     mcfg = preset_config(cfg.preset, scale=scale, n_prev=cfg.n_prev)
     init_ckpt = None
@@ -343,6 +361,11 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
                  "%d val windows (%d seq); loss %s; device %s%s", cfg.preset, scale, f"{param_count(model):,}",
                  model.flops_per_output_pixel(), ", ".join(cfg.data), len(train_ds), len(train_dirs), len(val_ds),
                  len(val_dirs), loss_fn.description, device, f", DDP x{d.world}" if d.world > 1 else "")
+        if recurrent:
+            log.info("recurrent preset: windows of %d frames, truncated back-propagation through all of them, "
+                     "history reset at each window start and on cuts; loss on frames %d..%d of each window, in "
+                     "DISPLAY space (Reinhard + sRGB, as the metrics), not the mapped space the line above names",
+                     cfg.seq_len, cfg.loss_skip, cfg.seq_len - 1)
 
     def save(path, metrics):
         save_checkpoint(path, model, opt, step=step, rng=get_rng(), data=data_summary,
@@ -378,8 +401,16 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
             for g in opt.param_groups:
                 g["lr"] = lr
             with amp_ctx():
-                pred = net(b["colour"], b["depth"], b["motion"], b["jitter"])
-            loss, parts = loss_fn(pred.float(), colour_forward(b["target"]))
+                if recurrent:
+                    pred = net(b["colour"], b["depth"], b["motion"], b["jitter"], b["reset"])
+                else:
+                    pred = net(b["colour"], b["depth"], b["motion"], b["jitter"])
+            if recurrent:  # frames loss_skip.. of every window, in display space (what the metrics measure)
+                k = cfg.loss_skip
+                p_, t_ = pred[:, k:].float(), b["target"][:, k:]
+                loss, parts = loss_fn(srgb_encode(p_.flatten(0, 1)), to_display(t_.flatten(0, 1)))
+            else:
+                loss, parts = loss_fn(pred.float(), colour_forward(b["target"]))
             if not torch.isfinite(loss):
                 raise FitError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
             opt.zero_grad(set_to_none=True)

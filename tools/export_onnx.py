@@ -174,6 +174,8 @@ def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_e
         "config": _jsonable(_cfg_dict(cfg)),
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
+        # the game must render its low-res frames with sub-pixel jitter for this model (the node/bridge read it)
+        "jitter": bool(getattr(model, "wants_jitter", False)),
     }
     meta.update(meta_extra or {})
     _set_meta(proto, meta)
