@@ -111,8 +111,9 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
     cfg = preset_config(preset, scale=scale)
     model = build_model(cfg).eval()
     path = tmp / f"{preset}_x{scale}.onnx"
-    E.export(model, cfg, path)
+    E.export(model, cfg, path, gpu_program=False)
     frames = E.random_sequence(3, h, w, seed=0)
+    recurrent = bool(getattr(model, "recurrent", False))  # accum: its history IS the model; no window variant
     # as the server runs it: it validates frames itself, cheaper than per-element masks
     sess = Session(path, providers=["CPUExecutionProvider"], threads=threads, validate=False)
     hist = [None]
@@ -129,18 +130,21 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
             _, *hist[0] = model.step(c, d, m, j, torch.zeros(1), *hist[0])
 
     # the alternative to a history: a window graph that takes the raw n_prev + 1 frames and recomputes everything
-    path_w = tmp / f"{preset}_x{scale}_window.onnx"
-    export_window(model, path_w, h, w)
-    window = _ort_session(path_w, threads)
-    T = cfg.n_prev + 1
-    win = {k: np.stack([frames[i % len(frames)][k] for i in range(T)])[None] for k in ("colour", "depth", "motion")}
-    win["jitter"] = np.stack([frames[i % len(frames)]["jitter"] for i in range(T)])[None].astype(np.float32)
-    win["depth"] = np.minimum(win["depth"], 1e10)
+    runners = {"ort": run_ort, "torch": run_torch}
+    if not recurrent:
+        path_w = tmp / f"{preset}_x{scale}_window.onnx"
+        export_window(model, path_w, h, w)
+        window = _ort_session(path_w, threads)
+        T = cfg.n_prev + 1
+        win = {k: np.stack([frames[i % len(frames)][k] for i in range(T)])[None]
+               for k in ("colour", "depth", "motion")}
+        win["jitter"] = np.stack([frames[i % len(frames)]["jitter"] for i in range(T)])[None].astype(np.float32)
+        win["depth"] = np.minimum(win["depth"], 1e10)
 
-    def run_window(f):
-        window.run(None, win)
+        def run_window(f):
+            window.run(None, win)
 
-    runners = {"ort": run_ort, "torch": run_torch, "ort_window": run_window}
+        runners["ort_window"] = run_window
     times = {k: [] for k in runners}
     mm = []
     for k, fn in runners.items():  # warm-up: first-run allocations, history set-up
@@ -164,7 +168,9 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
         "ort_gflops": gflop / (ms["ort"] / 1e3), "torch_gflops": gflop / (ms["torch"] / 1e3),
         "matmul_gflops": matmul, "matmul_fraction": gflop / (ms["ort"] / 1e3) / matmul,
         "history_variant": ", ".join(f"{n} {list(sh[1:])}" for n, sh in model.history_spec(h, w)),
-        "window_ms": ms["ort_window"], "history_vs_window": ms["ort_window"] / ms["ort"], "reps": reps, "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
+        "window_ms": ms.get("ort_window"), "history_vs_window": ms["ort_window"] / ms["ort"] if not recurrent else None,
+        "flops_counted": "every op (model.cost_table)" if hasattr(model, "cost_table") else "convolutions only",
+        "reps": reps, "times_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
     }
     res["memory"] = peak_memory_mb(path, w, h, threads)
     res["loadavg"] = list(os.getloadavg())  # the machine is shared: say how busy it was
@@ -174,7 +180,8 @@ def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, th
         f"{ms['torch']:.1f} ms -> ORT {res['ort_vs_torch']:.2f}x; {flops_px / 1e3:.1f} kFLOP/px, "
         f"{res['ort_gflops']:.1f} GFLOP/s = {100 * res['matmul_fraction']:.0f}% of matmul {matmul:.1f}; "
         f"peak {res['memory']['peak_mb']:.0f} MB"
-        + f"; history {res['history_vs_window']:.2f}x faster than recomputing the window")
+        + (f"; history {res['history_vs_window']:.2f}x faster than recomputing the window" if not recurrent else
+           "; recurrent (no window variant)"))
     return res
 
 
@@ -187,14 +194,15 @@ def markdown(results: list[dict], env: dict) -> str:
                     f"{r['output'][1]} | {r['ort_ms']:.1f} ({r['ort_fps']:.1f}) | {r['torch_ms']:.1f} | "
                     f"{r['ort_vs_torch']:.2f}x | {r['flops_per_output_px'] / 1e3:.1f} | {r['ort_gflops']:.1f} "
                     f"({100 * r['matmul_fraction']:.0f}%) | {r['memory']['peak_mb']:.0f} | "
-                    + f"{r['history_vs_window']:.2f}x |")
+                    + (f"{r['history_vs_window']:.2f}x |" if r.get("history_vs_window") else "recurrent: n/a |"))
     rows.append("")
     loads = ", ".join(f"{r['preset']} x{r['scale']} {r['loadavg'][0]:.1f}" for r in results if "loadavg" in r)
     rows.append(f"CPU only ({env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}, torch "
                 f"{env['torch']}, {env['cores']} cores shared with other jobs; 1-min load average when measured: "
                 f"{loads}); no GPU machine was available to this task. Matmul probe: fp32 1024x1024 "
-                "torch.mm in the same process. FLOPs count convolutions only (grid_sample, resize and "
-                "element-wise ops not counted). Ratios are medians of interleaved runs in one process.")
+                "torch.mm in the same process. FLOPs: accum counts every op (nss_train.accum.cost_table: warps, "
+                "gathers, element-wise, convolutions); the other presets count convolutions only (grid_sample, "
+                "resize and element-wise ops not counted). Ratios are medians of interleaved runs in one process.")
     return "\n".join(rows) + "\n"
 
 
