@@ -65,8 +65,10 @@ class Runtime:
         self.port = int(info["port"])
 
     def game_args(self) -> list[str]:
-        """User arguments that make the addon's bridge use this runtime, upscaling every frame (lock-step)."""
-        return ["--nss-runtime-port", str(self.port), "--nss-runtime-token", self.token, "--nss-lockstep"]
+        """User arguments that make the addon use this runtime (the Python path, not the node's GPU runtime)
+        through its bridge, upscaling every frame (lock-step)."""
+        return ["--nss-runtime", "python", "--nss-runtime-port", str(self.port), "--nss-runtime-token", self.token,
+                "--nss-lockstep"]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -210,10 +212,11 @@ def to_u8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
-def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int = 2, zoom: int = 3) -> list:
+def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int = 2, zoom: int = 3,
+                 palette: bool = False) -> list:
     """Top row: the panels (label, (3, H, W) display image) side by side at full size. Below: for each of the
     n_zooms most detailed regions of the FIRST panel (the reference), the same region of every panel
-    enlarged `zoom` times (nearest). Written atomically. Returns the regions [(y, x, h, w)]."""
+    enlarged `zoom` times (nearest). palette: 256 colours. Written atomically. Returns the regions [(y, x, h, w)]."""
     from PIL import Image, ImageDraw
 
     imgs = [to_u8(p) for _, p in panels]
@@ -236,6 +239,8 @@ def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int 
     for y, x in regions:  # where the zooms come from, on the reference
         d.rectangle((x, y, x + zw - 1, y + zh - 1), outline=(255, 0, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if palette:  # a 256-colour copy (about half the bytes) for results kept in the repository
+        img = img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     tmp = path.with_suffix(".tmp.png")
     img.save(tmp, optimize=True)
     os.replace(tmp, path)

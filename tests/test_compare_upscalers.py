@@ -241,6 +241,7 @@ NO_CAMERA_SCENE = textwrap.dedent("""\
 def test_camera_options_and_a_scene_without_camera(godot, tmp_path):
     proj = _project(tmp_path, scene=None)
     (proj / "main.tscn").write_text(NO_CAMERA_SCENE)
+    (proj / "anim.tscn").write_text(NO_CAMERA_SCENE + '\n[node name="Cam" type="Camera3D" parent="."]\n')
     prepared = C.prepare_and_import(godot, proj, tmp_path / "copy", timeout=300)
     kw = dict(low=(64, 36), scale=2, frames=3, warmup=2, ref_ss=1, methods="native", godot=godot, timeout=300,
               prepared=prepared, picture=False)
@@ -257,9 +258,11 @@ def test_camera_options_and_a_scene_without_camera(godot, tmp_path):
     C.compare(proj, "res://main.tscn", tmp_path / "o3", camera="path:Track:1.5", **kw)
     c = cams("o3")
     assert len(c) >= 5
-    # driven along the path (towards -z) at 1.5 units per second of scene time (1/30 s per frame)
-    assert c[1, 11] - c[-1, 11] == pytest.approx(1.5 * (len(c) - 2) / 30, rel=0.02)
-    C.compare(proj, "res://main.tscn", tmp_path / "o4", camera="anim:Anim:pan", **kw)
+    # driven along the path (towards -z) at 1.5 units per second of scene time (1/30 s per frame; the first
+    # 0.2 units of a baked Curve3D are not uniform in distance: measured from frame 3 on)
+    assert c[3, 11] - c[-1, 11] == pytest.approx(1.5 * (len(c) - 4) / 30, rel=0.03)
+    assert np.all(np.diff(c[1:, 11]) < 0)
+    C.compare(proj, "res://anim.tscn", tmp_path / "o4", camera="anim:Anim:pan", **kw)
     a = cams("o4")
     assert a[-1, 9] - a[1, 9] == pytest.approx(1.0 * (len(a) - 2) / 30, rel=0.02)  # x: -1 -> 3 in 4 s
     # the recorded camera replays exactly

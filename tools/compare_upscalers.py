@@ -58,6 +58,10 @@ HARNESS_RES = "res://nss_compare/nss_compare_harness.gd"
 METHODS = ("native", "bilinear", "fsr1", "fsr2", "taa", "neural")
 FIXED_FPS = 30
 PICTURE_METHODS = ("native", "bilinear", "fsr2", "neural")
+# Frames grabbed beyond --frames: the neural path occasionally shows two upscaled frames within one game frame
+# (its capture is read back asynchronously), so one frame is never on screen; the comparison uses the first
+# --frames frames that every method showed.
+SPARE = 3
 
 
 def log(msg: str) -> None:
@@ -247,18 +251,19 @@ def godot_failure(r, what: str) -> str | None:
 
 
 def run_method(godot, proj: Path, scene: str, method: str, out: Path, *, low, scale, frames, warmup, time_scale,
-               ref_ss, camera, runtime=None, timeout=600.0) -> dict:
+               ref_ss, camera, runtime=None, timeout=600.0, jitter: bool = False) -> dict:
     """One Godot run of one method; the grabs land in out/<method>/. Returns the run's facts."""
     size = (low[0] * scale, low[1] * scale)
     win = (size[0] * ref_ss, size[1] * ref_ss) if method == "native" else size
     d = out / method
     if d.exists():
         shutil.rmtree(d)
-    user = ["--cmp-method", method, "--cmp-out", str(d), "--cmp-frames", str(frames), "--cmp-warmup", str(warmup),
+    user = ["--cmp-method", method, "--cmp-out", str(d), "--cmp-frames", str(frames + SPARE),
+            "--cmp-warmup", str(warmup),
             "--cmp-scale", str(scale), "--cmp-size", f"{size[0]}x{size[1]}", "--cmp-time-scale", str(time_scale),
             "--cmp-camera", camera, "--cmp-scene", scene]
     if runtime is not None:
-        user += runtime.game_args()
+        user += runtime.game_args() + ["--cmp-jitter", "1" if jitter else "0"]
     args = ["--audio-driver", "Dummy", "--fixed-fps", str(FIXED_FPS), "--resolution", f"{win[0]}x{win[1]}",
             "--windowed", scene, "--", *user]
     paths = [str(d.parent)] + ([camera[7:]] if camera.startswith("replay:") else [])
@@ -272,6 +277,8 @@ def run_method(godot, proj: Path, scene: str, method: str, out: Path, *, low, sc
             info = json.loads(ln[len("CMP_INFO "):])
         elif ln.startswith("CMP_MODEL "):
             info["model_info"] = json.loads(ln[len("CMP_MODEL "):])
+        elif ln.startswith("neural_ss: ") and ("runtime" in ln or "fallback" in ln) and method == "neural":
+            info.setdefault("addon_lines", []).append(ln.strip())  # the addon's own line saying which path is live
     return {"dir": d, "seconds": r.seconds, "info": info, "window": list(win)}
 
 
@@ -326,7 +333,7 @@ def score(out: list[np.ndarray], ref: list[np.ndarray], want_flip: bool = True) 
 def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=(320, 180), scale: int = 2,
             frames: int = 24, warmup: int = 16, time_scale: float = 1.0, ref_ss: int = 2, model: str | None = None,
             methods=METHODS, timeout: float = 600.0, keep: bool = False, godot=None, threads: int | None = None,
-            picture: bool = True, addon: Path = ADDON, prepared: Path | None = None) -> dict:
+            picture: bool = True, addon: Path = ADDON, prepared: Path | None = None, small_picture: bool = False) -> dict:
     """Run every method on the scene, compare with the native reference, write the report. Returns it.
 
     prepared: a project copy made by prepare_and_import() to reuse (several scenes or cameras of one project)."""
@@ -347,13 +354,16 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
         raise ToolError(f"--ref-ss {ref_ss}: expected 1..4")
     text = check_project(project, scene)
     model_path = None
+    wants_jitter = False
     if "neural" in methods:
         model_path = Path(model).resolve() if model else default_model(project, text, Path(addon))
         if not model_path.is_file():
             raise ToolError(f"model {model_path} not found (pass --model M.onnx, exported with tools/export_onnx.py)")
         from nss_runtime.session import Session, SessionError
         try:
-            ms = Session(str(model_path)).info.scale
+            minfo = Session(str(model_path)).info
+            ms = minfo.scale
+            wants_jitter = bool(minfo.meta.get("jitter"))
         except SessionError as e:
             raise ToolError(f"model {model_path}: {e}") from None
         if ms != scale:
@@ -378,18 +388,19 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
             try:
                 runs[m] = run_method(godot, proj, scene, m, tmp / "grabs", low=low, scale=scale, frames=frames,
                                      warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, camera=camera, runtime=rt,
-                                     timeout=timeout)
+                                     timeout=timeout, jitter=wants_jitter)
             finally:
                 if rt is not None:
                     rt.stop()
                     runs.setdefault(m, {})["runtime_log"] = rt.log_path.read_text()[-2000:]
             log(f"    {m}: done in {runs[m]['seconds']:.0f} s")
-        wanted = list(range(warmup, warmup + frames))
         shown_by = {m: grabbed_frames(runs[m]["dir"]) for m in methods}
-        ids = [f for f in wanted if all(f in s for s in shown_by.values())]
-        skipped = {m: [f for f in wanted if f not in s] for m, s in shown_by.items() if any(f not in s for f in wanted)}
+        ids = [f for f in range(warmup, warmup + frames + SPARE) if all(f in s for s in shown_by.values())][:frames]
+        skipped = {m: [f for f in range(warmup, ids[-1] + 1 if ids else warmup) if f not in s]
+                   for m, s in shown_by.items()}
+        skipped = {m: v for m, v in skipped.items() if v}
         if skipped:
-            log(f"frames not shown by some method (compared on the {len(ids)} frames all show): {skipped}")
+            log(f"frames never on screen (two upscaled frames in one game frame), left out for every method: {skipped}")
         if len(ids) < 3:
             raise ToolError(f"only {len(ids)} of {frames} frames were shown by every method ({skipped}); "
                             "try a longer --warmup")
@@ -417,6 +428,8 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
                 lag = sorted({r["iteration"] - r["content"] for r in rows})
                 results[m]["display_lag_frames"] = lag
                 results[m]["model_info"] = info.get("model_info")
+                results[m]["jitter"] = wants_jitter
+                results[m]["addon_lines"] = info.get("addon_lines", [])
             if m in PICTURE_METHODS:
                 shown[m] = imgs[mid]
         cam = json.loads((runs["native"]["dir"] / "camera.json").read_text())
@@ -453,7 +466,7 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
                                       for m, v in results.items() if m != "neural"}
         if picture:
             panels = [("native (ref)", ref[mid])] + [(m, shown[m]) for m in PICTURE_METHODS if m in shown]
-            regions = U.side_by_side(out / "side_by_side.png", panels)
+            regions = U.side_by_side(out / "side_by_side.png", panels, palette=small_picture)
             report["picture"] = {"file": "side_by_side.png", "frame": ids[mid], "panels": [p[0] for p in panels],
                                  "zoom_regions_yxhw": [list(map(int, r)) for r in regions]}
         U.atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
@@ -522,6 +535,7 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds per Godot run")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (neural)")
     ap.add_argument("--addon", default=str(ADDON), help="the addon folder to put in (default: this repository's)")
+    ap.add_argument("--small-picture", action="store_true", help="write side_by_side.png with a 256-colour palette")
     ap.add_argument("--keep", action="store_true", help="keep the temporary project copy and the raw grabs")
     a = ap.parse_args(argv)
     try:
@@ -529,7 +543,7 @@ def main(argv=None) -> int:
         rep = compare(Path(a.project), a.scene, Path(a.out), camera=a.camera, low=low, scale=a.scale, frames=a.frames,
                       warmup=a.warmup, time_scale=a.time_scale, ref_ss=a.ref_ss, model=a.model,
                       methods=parse_methods(a.methods), timeout=a.timeout, keep=a.keep, threads=a.threads,
-                      addon=Path(a.addon))
+                      addon=Path(a.addon), small_picture=a.small_picture)
     except ToolError as e:
         print(f"compare_upscalers: {e}", file=sys.stderr)
         return 1

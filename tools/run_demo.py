@@ -10,17 +10,18 @@
 4. runs the same frames again rendered natively (the reference): at the output size times --ref-ss
    (default 2) and box-filtered down to the output size, i.e. a 4-samples-per-pixel native render; the
    network is trained towards supersampled targets, and a 1-sample raster is itself aliased (--ref-ss 1),
-5. writes OUT/side_by_side.png (native | bilinear | neural, and a 3x zoom of a detail), OUT/report.json
-   (PSNR of neural and bilinear against native per frame, per-stage timings) and prints the figures.
+5. writes OUT/side_by_side.png (native | bilinear | neural, and 3x zooms of the most detailed regions),
+   OUT/report.json (PSNR of neural and the addon's bilinear against native per frame, per-stage timings),
+6. measures neural against Godot's OWN upscalers on the same frames (--godot-baselines, default
+   bilinear,fsr2: Godot's viewport scaling at 1/scale and FSR 2.2) with tools/compare_upscalers.py
+   (OUT/godot_compare/, figures under "godot" in OUT/report.json), and prints the figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import secrets
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,54 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addons" / "neural_ss" / "runtime"))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from nss_train.upscaler_compare import Runtime, ToolError, box_down, psnr  # noqa: E402,F401 (Runtime: tests use R.Runtime)
+from nss_train.upscaler_compare import srgb_encode as srgb  # noqa: E402
 PROJECT = ROOT / "godot_project"
 DEFAULT_MODEL = ROOT / "models" / "fast_x2_godot.onnx"
 
 
-class DemoError(RuntimeError):
-    """One-line reason the demo could not run."""
-
-
-# --- the runtime on the host ----------------------------------------------------------------
-
-class Runtime:
-    """The runtime server as a subprocess; stopped by stop() (also on errors)."""
-
-    def __init__(self, model: str, out: Path, threads: int | None = None, extra: tuple[str, ...] = ()):
-        self.token = secrets.token_hex(16)
-        self.ready = out / "runtime.ready.json"
-        self.log_path = out / "runtime.log"
-        self.ready.unlink(missing_ok=True)
-        env = dict(os.environ, NSS_RUNTIME_TOKEN=self.token,
-                   PYTHONPATH=str(ROOT / "addons" / "neural_ss" / "runtime") + os.pathsep
-                   + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "nss_runtime.server", "--model", model, "--ready-file", str(self.ready),
-               "--parent-pid", str(os.getpid()), *extra]
-        if threads:
-            cmd += ["--threads", str(threads)]
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        t0 = time.monotonic()
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() - t0 > 120:
-                self.stop()
-                raise DemoError(f"the runtime did not start: {self.log_path.read_text()[-500:]}")
-            time.sleep(0.05)
-        info = json.loads(self.ready.read_text())
-        if info.get("model_error"):
-            self.stop()
-            raise DemoError(info["model_error"])
-        self.port = int(info["port"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+DemoError = ToolError  # one-line reason the demo could not run (the runtime process: nss_train.upscaler_compare)
 
 
 # --- running the demo -------------------------------------------------------------------------
@@ -109,9 +71,8 @@ def run_demo(godot, model: str, out: Path, frames: int = 8, low: tuple[int, int]
     rt = Runtime(model, out, threads, extra_runtime)
     try:
         t0 = time.monotonic()
-        neural = run_godot(godot, demo_args(low, scale, frames, warmup, out / "lowres", "neural", time_scale) + [
-            "--nss-runtime-port", str(rt.port), "--nss-runtime-token", rt.token, "--nss-lockstep",
-            "--nss-record", str(out / "neural")], timeout, "neural run")
+        neural = run_godot(godot, demo_args(low, scale, frames, warmup, out / "lowres", "neural", time_scale)
+                           + rt.game_args() + ["--nss-record", str(out / "neural")], timeout, "neural run")
         neural_s = time.monotonic() - t0
     finally:
         rt.stop()
@@ -125,18 +86,77 @@ def run_demo(godot, model: str, out: Path, frames: int = 8, low: tuple[int, int]
     return res
 
 
+def run_demo_gpu(godot, model: str, out: Path, frames: int = 8, low: tuple[int, int] = (320, 180), scale: int = 2,
+                 warmup: int = 3, time_scale: float = 4.0, timeout: float = 400, ref_ss: int = 2) -> dict:
+    """The neural run with the GPU runtime (addons/neural_ss/gpu/: the network as compute shaders inside
+    Godot, no process) + the native reference run. Every frame from the first one is captured (the ONNX
+    Runtime comparison replays the same sequence from its start), figures use frames >= warmup."""
+    out = out.resolve()  # Godot runs elsewhere (its own cwd, maybe a chroot): absolute paths only
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    t0 = time.monotonic()
+    neural = run_godot(godot, demo_args(low, scale, frames + warmup, 0, out / "lowres", "neural", time_scale)
+                       + ["--nss-runtime", "gpu", "--nss-model", str(Path(model).resolve()),
+                          "--nss-record", str(out / "neural")], timeout, "neural run (GPU runtime)")
+    res = {"out": out, "neural_output": neural.output, "neural_seconds": time.monotonic() - t0}
+    line = next((ln for ln in neural.output.splitlines() if ln.startswith("neural_ss: GPU runtime")), "")
+    if not line:
+        raise DemoError("neural run: the game did not run the GPU runtime: "
+                        + next((ln for ln in neural.output.splitlines() if "fallback" in ln or "PYTHON" in ln),
+                               neural.output[-500:]))
+    started = [ln for ln in neural.output.splitlines() if "started runtime" in ln]
+    if started:
+        raise DemoError(f"neural run (GPU runtime) started a process: {started[0]}")
+    res["runtime_line"] = line
+    ref = (low[0] * scale * ref_ss, low[1] * scale * ref_ss)
+    nat = run_godot(godot, demo_args(ref, 1, frames + warmup, 0, out / "native", "bilinear", time_scale), timeout,
+                    "native reference run")
+    res["native_output"] = nat.output
+    return res
+
+
+def compare_gpu_with_ort(out: Path, model: str, warmup: int) -> dict:
+    """GPU-runtime frames vs ONNX Runtime (nss_runtime.Session, what the Python runtime runs) on the SAME
+    captured frames, replayed from the first one: PSNR of each against the native reference, frames >= warmup.
+    Adds "onnxruntime" to OUT/report.json (written by compare) and returns it."""
+    from nss_runtime.session import Session
+    from nss_train.raw_capture import raw_frames, read_raw_frame
+
+    raw = out / "lowres" / "raw"
+    nat_raw = load_raw(out / "native" / "raw")
+    neural, _ = load_neural(out / "neural")
+    sess = Session(model, providers=["CPUExecutionProvider"])
+    rows = []
+    scale = sess.info.scale
+    for seq in raw_frames(raw):
+        fr, info = read_raw_frame(raw, seq)
+        i = int(info["index"])
+        ort = sess.upscale(fr.colour, fr.depth, fr.motion, info.get("jitter", (0.0, 0.0)), bool(info.get("cut")))
+        if i < warmup or i not in nat_raw or i not in neural:
+            continue
+        ref_ss = nat_raw[i].shape[1] // ort.shape[1]
+        ref = srgb(box_down(nat_raw[i], ref_ss))
+        rows.append({"frame": i, "psnr_gpu": psnr(srgb(neural[i]), ref), "psnr_ort": psnr(srgb(ort), ref),
+                     "max_display_diff": float(np.abs(srgb(neural[i]) - srgb(ort)).max())})
+    if not rows:
+        raise DemoError("no frame to compare the GPU runtime with ONNX Runtime on")
+    res = {"what": "ONNX Runtime (nss_runtime.Session, CPU) on the same captured frames, replayed from frame 0",
+           "frames": len(rows), "psnr_gpu_mean": float(np.mean([r["psnr_gpu"] for r in rows])),
+           "psnr_ort_mean": float(np.mean([r["psnr_ort"] for r in rows])),
+           "max_display_diff": max(r["max_display_diff"] for r in rows), "per_frame": rows}
+    res["gpu_minus_ort_db"] = res["psnr_gpu_mean"] - res["psnr_ort_mean"]
+    path = out / "report.json"
+    report = json.loads(path.read_text())
+    report["runtime"] = "gpu"
+    report["onnxruntime"] = res
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+    return res
+
+
 # --- comparing ---------------------------------------------------------------------------------
-
-def srgb(linear: np.ndarray) -> np.ndarray:
-    """What the demo shows: Linear tonemap (clamp) then sRGB encoding, as present_linear.gdshader."""
-    c = np.clip(linear, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
 
 def bilinear_up(lo: np.ndarray, s: int) -> np.ndarray:
     """(3, h, w) -> (3, s*h, s*w), half-pixel centres (what a GPU's linear filter does), edges clamped."""
@@ -153,14 +173,6 @@ def bilinear_up(lo: np.ndarray, s: int) -> np.ndarray:
     top = lo[:, y0][:, :, x0] * (1 - fx) + lo[:, y0][:, :, x1] * fx
     bot = lo[:, y1][:, :, x0] * (1 - fx) + lo[:, y1][:, :, x1] * fx
     return top * (1 - fy[:, None]) + bot * fy[:, None]
-
-
-def box_down(x: np.ndarray, k: int) -> np.ndarray:
-    """(3, k*h, k*w) -> (3, h, w), mean of each k x k block (in linear light)."""
-    if k == 1:
-        return x
-    c, h, w = x.shape
-    return x.reshape(c, h // k, k, w // k, k).mean(axis=(2, 4))
 
 
 def load_raw(raw_dir: Path) -> dict[int, np.ndarray]:
@@ -184,8 +196,8 @@ def load_neural(rec: Path) -> tuple[dict[int, np.ndarray], list[dict]]:
     return imgs, timings
 
 
-def compare(out: Path, scale: int) -> dict:
-    low = load_raw(out / "lowres" / "raw")
+def compare(out: Path, scale: int, min_frame: int = 0) -> dict:
+    low = {i: x for i, x in load_raw(out / "lowres" / "raw").items() if i >= min_frame}
     neural, timings = load_neural(out / "neural")
     nat = load_raw(out / "native" / "raw")
     some = next(iter(low.values()))
@@ -223,31 +235,34 @@ def compare(out: Path, scale: int) -> dict:
 
 
 def side_by_side(path: Path, native: np.ndarray, bilinear: np.ndarray, neural: np.ndarray) -> None:
-    """Top: native | bilinear | neural. Bottom: the same 3x zoom of the most detailed region."""
-    from PIL import Image, ImageDraw
+    """Top: native | bilinear | neural (display values). Below: 3x zooms of the native frame's most detailed regions."""
+    from nss_train.upscaler_compare import side_by_side as sbs
 
-    panels = [(srgb(x).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8) for x in (native, bilinear, neural)]
-    h, w, _ = panels[0].shape
-    # zoom on the window with the most high-frequency energy in the native frame
-    g = panels[0].astype(np.float32).mean(2)
-    detail = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
-    zh, zw = h // 3, w // 3
-    best, by, bx = -1.0, 0, 0
-    for y in range(0, h - zh, max(1, zh // 4)):
-        for x in range(0, w - zw, max(1, zw // 4)):
-            e = float(detail[y:y + zh, x:x + zw].sum())
-            if e > best:
-                best, by, bx = e, y, x
-    top = np.concatenate(panels, axis=1)
-    zooms = [np.asarray(Image.fromarray(p[by:by + zh, bx:bx + zw]).resize((w, h), Image.NEAREST)) for p in panels]
-    img = Image.fromarray(np.concatenate([top, np.concatenate(zooms, axis=1)], axis=0))
-    d = ImageDraw.Draw(img)
-    for k, name in enumerate(("native", "bilinear", "neural")):
-        d.text((k * w + 6, 4), name, fill=(255, 255, 0))
-        d.text((k * w + 6, h + 4), f"{name} (3x zoom)", fill=(255, 255, 0))
-    tmp = path.with_suffix(".tmp.png")
-    img.save(tmp)
+    sbs(path, [("native", srgb(native)), ("bilinear (addon)", srgb(bilinear)), ("neural", srgb(neural))])
+
+
+def godot_baselines(godot, model: str, out: Path, methods: list[str], frames: int, low: tuple[int, int], scale: int,
+                    warmup: int, time_scale: float, ref_ss: int, timeout: float, threads: int | None = None) -> dict:
+    """The same demo frames through Godot's own upscalers and the addon's neural mode, measured by
+    tools/compare_upscalers.py (what the player sees, against the same native reference). Adds its figures
+    to OUT/report.json under "godot" and returns them."""
+    import compare_upscalers as CU
+
+    rep = CU.compare(PROJECT, "res://demo.tscn", out / "godot_compare", low=low, scale=scale, frames=frames,
+                     warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, model=model,
+                     methods=["native", *methods, "neural"], timeout=timeout, godot=godot, threads=threads)
+    res = {"report": str(out / "godot_compare" / "report.json"), "frames_aligned": rep["frames_aligned"],
+           "psnr_db": {m: v["psnr"] for m, v in rep["methods"].items()},
+           "flip": {m: v["flip"] for m, v in rep["methods"].items()},
+           "ssim": {m: v["ssim"] for m, v in rep["methods"].items()},
+           "neural_minus_db": {m: d["psnr_db"] for m, d in rep.get("neural_minus", {}).items()}}
+    path = out / "report.json"
+    report = json.loads(path.read_text())
+    report["godot"] = res
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
     os.replace(tmp, path)
+    return res
 
 
 def main(argv=None) -> int:
@@ -262,6 +277,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
     ap.add_argument("--out", default=str(ROOT / "out" / "demo"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per Godot run")
+    ap.add_argument("--runtime", default="python", choices=("python", "gpu"),
+                    help="python: the ONNX Runtime process (bridge); gpu: the GPU runtime inside Godot (compute "
+                         "shaders, no process), compared with ONNX Runtime on the same frames")
+    ap.add_argument("--godot-baselines", default="bilinear,fsr2",
+                    help="Godot's own upscalers to measure neural against on the same frames with "
+                         "tools/compare_upscalers.py (comma list of bilinear,fsr1,fsr2,taa; 'none' to skip)")
     a = ap.parse_args(argv)
     try:
         low = tuple(int(v) for v in a.low.lower().split("x"))
@@ -269,6 +290,13 @@ def main(argv=None) -> int:
             raise ValueError
     except ValueError:
         print(f"run_demo: --low {a.low}: expected WxH, e.g. 320x180", file=sys.stderr)
+        return 2
+    baselines = [] if a.godot_baselines.strip() == "none" else [m.strip() for m in a.godot_baselines.split(",")
+                                                                   if m.strip()]
+    bad = [m for m in baselines if m not in ("bilinear", "fsr1", "fsr2", "taa")]
+    if bad:
+        print(f"run_demo: --godot-baselines {a.godot_baselines}: unknown {bad}; expected bilinear,fsr1,fsr2,taa or none",
+              file=sys.stderr)
         return 2
     if not Path(a.model).is_file():
         print(f"run_demo: model {a.model} not found (train one and export it with tools/export_onnx.py)",
@@ -290,19 +318,46 @@ def main(argv=None) -> int:
             raise DemoError(f"editor import of {PROJECT} failed: {r.errors() or 'timeout'}")
         print(f"run_demo: neural run ({a.frames} frames, {low[0]}x{low[1]} -> {low[0] * scale}x{low[1] * scale}) "
               "and native reference run ...")
-        run_demo(godot, a.model, Path(a.out), a.frames, low, scale, a.warmup, a.time_scale, a.threads, a.timeout,
-                 ref_ss=a.ref_ss)
-        rep = compare(Path(a.out), scale)
+        ort = None
+        if a.runtime == "gpu":
+            a.out = str(Path(a.out).resolve())
+            res = run_demo_gpu(godot, a.model, Path(a.out), a.frames, low, scale, a.warmup, a.time_scale, a.timeout,
+                               a.ref_ss)
+            print(res["runtime_line"])
+            rep = compare(Path(a.out), scale, min_frame=a.warmup)
+            ort = compare_gpu_with_ort(Path(a.out), a.model, a.warmup)
+        else:
+            run_demo(godot, a.model, Path(a.out), a.frames, low, scale, a.warmup, a.time_scale, a.threads, a.timeout,
+                     ref_ss=a.ref_ss)
+            rep = compare(Path(a.out), scale)
+        gb = None
+        if baselines and a.runtime == "gpu":
+            print("run_demo: --runtime gpu: Godot baselines skipped (tools/compare_upscalers.py drives the Python "
+                  "runtime; run without --runtime gpu for them)")
+        elif baselines:
+            print(f"run_demo: the same frames through Godot's own {', '.join(baselines)} (tools/compare_upscalers.py) ...")
+            gb = godot_baselines(godot, a.model, Path(a.out), baselines, a.frames, low, scale, a.warmup, a.time_scale,
+                                 a.ref_ss, a.timeout, a.threads)
     except (DemoError, GodotError) as e:
         print(f"run_demo: {e}", file=sys.stderr)
         return 1
     s = rep["stage_ms_median"]
     print(f"model {rep['model']} on {rep['provider']}, {rep['frames']} frames")
     print(f"reference: {rep['reference']}")
-    print(f"PSNR vs native: neural {rep['psnr_neural_mean']:.2f} dB, bilinear {rep['psnr_bilinear_mean']:.2f} dB "
-          f"({rep['neural_minus_bilinear_db']:+.2f} dB)")
+    print(f"PSNR vs native: neural {rep['psnr_neural_mean']:.2f} dB, the addon's bilinear {rep['psnr_bilinear_mean']:.2f} dB "
+          f"({rep['neural_minus_bilinear_db']:+.2f} dB) (linear captures, mean of per-frame PSNR)")
+    if gb:
+        p = gb["psnr_db"]
+        print("against Godot's own upscalers, what the player sees (PSNR of the mean MSE / FLIP): "
+              + ", ".join(f"{m} {p[m]:.2f} dB / {gb['flip'][m]:.3f}" for m in ["neural", *baselines])
+              + "; neural " + ", ".join(f"{d:+.2f} dB vs Godot's {m}" for m, d in gb["neural_minus_db"].items())
+              + ("" if gb["frames_aligned"] else "  (FRAMES NOT ALIGNED: see the report)"))
     print(f"ms per frame (median): capture {s['capture']:.2f}, transfer {s['transfer']:.2f}, inference "
           f"{s['inference']:.2f}, present {s['present']:.2f}; lock-step frame (waits for the model) {s['frame']:.1f}")
+    if ort:
+        print(f"GPU runtime vs ONNX Runtime on the same {ort['frames']} frames: PSNR {ort['psnr_gpu_mean']:.3f} vs "
+              f"{ort['psnr_ort_mean']:.3f} dB ({ort['gpu_minus_ort_db']:+.4f} dB), max display difference "
+              f"{ort['max_display_diff'] * 255:.3f}/255")
     print(f"wrote {rep['picture']} and {Path(a.out) / 'report.json'}")
     return 0
 

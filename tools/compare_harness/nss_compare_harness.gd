@@ -23,6 +23,7 @@ var scale: int = 2
 var out_size := Vector2i.ZERO
 var scene_path: String = ""
 var camera_spec: String = "scene"
+var jitter: bool = false  # the model wants raw sub-pixel jitter (its metadata says "jitter": true)
 
 var _iter: int = 0  # _process calls so far (iteration k renders scene state k)
 var _grabbed: int = 0
@@ -57,6 +58,7 @@ func _ready() -> void:
 	scale = int(args.get("cmp-scale", "2"))
 	scene_path = args.get("cmp-scene", "")
 	camera_spec = args.get("cmp-camera", "scene")
+	jitter = args.get("cmp-jitter", "0") == "1"
 	var sz: PackedStringArray = String(args.get("cmp-size", "")).split("x")
 	if not METHODS.has(method) or frames <= 0 or sz.size() != 2 or out_dir.is_empty():
 		_error("bad harness arguments %s" % [args])
@@ -195,6 +197,8 @@ func _start() -> bool:
 		_ns.set("scale_factor", scale)
 		_ns.set("show_stats", 0)
 		_ns.set("mode", 2)  # NeuralSSViewport.Mode.NEURAL
+		if jitter and "jitter" in _ns:
+			_ns.set("jitter", true)
 		for n: Node in _ns.find_children("*", "", true, false):
 			if n.has_signal("upscaled"):
 				n.connect("upscaled", _on_upscaled)
@@ -275,7 +279,10 @@ func _on_post_draw() -> void:
 		if _ns == null or not bool(_ns.call("neural_is_fresh")) or not _ns_frame_to_iter.has(_last_upscaled):
 			return
 		content = int(_ns_frame_to_iter[_last_upscaled])
-	if content < warmup or content >= warmup + frames or _done_content.has(content):
+	if content >= warmup + frames:
+		_finish()  # past the last frame (the neural path skipped it)
+		return
+	if content < warmup or _done_content.has(content):
 		return
 	_done_content[content] = true
 	var img := get_viewport().get_texture().get_image()
@@ -295,9 +302,14 @@ func _on_post_draw() -> void:
 	_index.store_line(JSON.stringify(row))
 	_index.flush()
 	_grabbed += 1
-	# Done at the last frame. The neural path can skip a frame (two upscaled frames arriving within one
-	# game frame, while its asynchronous capture settles): the tool then compares the frames all have.
-	if content == warmup + frames - 1:
+	# The neural path can skip a frame (two upscaled frames arriving within one game frame: its capture
+	# is read back asynchronously); the tool compares the first frames that every method showed.
+	if content == warmup + frames - 1:  # (a skipped last frame ends the run above)
+		_finish()
+
+
+func _finish() -> void:
+	if _index != null:
 		_index.close()
 		var cf := FileAccess.open(out_dir.path_join("camera.json"), FileAccess.WRITE)
 		if cf != null:
@@ -308,6 +320,8 @@ func _on_post_draw() -> void:
 		if _client != null:
 			print("CMP_MODEL " + JSON.stringify(_client.get("model_info")))
 		print("CMP_DONE %s %d of %d frames" % [method, _grabbed, frames])
+		_index = null
+		_failed = true  # nothing more to do
 		get_tree().quit(0)
 
 
