@@ -63,6 +63,9 @@ class AccumConfig:
     residual: bool = True  # zero-initialised residual head
     kernel_sigma: float = 0.35  # initial reconstruction kernel: Gaussian, sigma in low-res px (bilinear ~ 0.41)
     alpha_cap: float = 0.95  # cap of the running-mean prior (about 20 frames of memory)
+    weighted: bool = True  # accumulate with per-sub-pixel sample weights (distance of the jittered samples)
+    weight_sigma: float = 0.25  # sample weight: Gaussian of the distance, low-res px
+    weight_cap: float = 24.0  # cap of the accumulated weight, in mean frame weights
     gamma_init: float = 1.25  # initial rectification box scale (in std)
     depth_ref: float = DEPTH_REF
     # ablation switches (the shipped model has all on; docs/model.md)
@@ -168,6 +171,33 @@ def apply_kernel3x3(y: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
     """y [B,C,h,w], kern [B,Q,9,h,w] (Q = s*s sub-pixels, weights over the row-major taps) -> [B,C,Q,h,w]."""
     taps = torch.stack(shifted3x3(y), 1)  # [B,9,C,h,w]
     return (kern[:, None] * taps.transpose(1, 2)[:, :, None]).sum(3)
+
+
+def _tap_offsets(s: int) -> torch.Tensor:
+    """e_kq [Q, 9, 2]: tap k's sample position (jitter 0) minus sub-pixel q's centre, low-res px."""
+    e = torch.zeros(s * s, 9, 2)
+    for qy in range(s):
+        for qx in range(s):
+            for k, (dy, dx) in enumerate(TAPS):
+                e[qy * s + qx, k, 0] = dx + 0.5 - (qx + 0.5) / s
+                e[qy * s + qx, k, 1] = dy + 0.5 - (qy + 0.5) / s
+    return e
+
+
+def _sample_weight_raw(jitter: torch.Tensor, s: int, sigma: float) -> torch.Tensor:
+    e = _tap_offsets(s).to(jitter.device, jitter.dtype)  # [Q,9,2]
+    d = e[None] + jitter[:, None, None, :]  # [B,Q,9,2]
+    return torch.exp(-(d * d).sum(-1) / (2 * sigma * sigma)).sum(-1)  # [B,Q]
+
+
+def sample_weight(jitter: torch.Tensor, s: int, sigma: float) -> torch.Tensor:
+    """How close this frame's jittered samples fall to each output sub-pixel: sum over the 3x3 taps of a
+    Gaussian of the distance, normalised to mean 1 over uniform jitter. jitter [B,2] -> [B,Q] (per frame: the
+    samples of every low-res pixel sit at the same offset)."""
+    g = (torch.arange(16, dtype=torch.float32) + 0.5) / 16 - 0.5
+    grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
+    mean = float(_sample_weight_raw(grid, s, sigma).mean())
+    return _sample_weight_raw(jitter, s, sigma) / mean
 
 
 def softmax_taps(logits: torch.Tensor) -> torch.Tensor:
@@ -289,14 +319,23 @@ class Accum(nn.Module):
         h_acc = hw_f[:, 3 * Q:]  # [B,Q,h,w] accumulation weight a of the previous frame
         lo, hi = (mean - gamma * std)[:, :, None], (mean + gamma * std)[:, :, None]  # [B,3,1,h,w]
         h_rect = torch.minimum(torch.maximum(h_rgb, lo), hi)
-        prior = -torch.log(1.0 - torch.clamp(h_acc, 0.0, 2.0 - 1.0 / cfg.alpha_cap))  # logit of 1 / (2 - a)
+        if cfg.weighted:  # FSR2's rule: a = T / (T + w), T accumulated weight, w this frame's sample weight
+            wq = sample_weight(jitter, s, cfg.weight_sigma)[:, :, None, None]  # [B,Q,1,1], mean 1 over jitter
+            t_w = torch.clamp(h_acc, 0.0, 1.0) * cfg.weight_cap  # the bicubic warp may overshoot
+            prior = torch.log(t_w + 1e-3) - torch.log(wq)
+        else:
+            prior = -torch.log(1.0 - torch.clamp(h_acc, 0.0, 2.0 - 1.0 / cfg.alpha_cap))  # logit of 1 / (2 - a)
         a = torch.sigmoid(alpha_logit + prior) * valid_f  # [B,Q,h,w]
+        if cfg.weighted:  # the total weight consistent with the blend used: a = T/(T+w) <=> T + w = w/(1-a)
+            acc = torch.clamp(wq / (1.0 - a + 1e-4), max=cfg.weight_cap) / cfg.weight_cap
+        else:
+            acc = a
         o = a[:, None] * h_rect + (1.0 - a[:, None]) * cur
         if resid is not None:
             o = o + resid.reshape(B, 3, Q, h, w)
         o_img = F.pixel_shuffle(o.reshape(B, 3 * Q, h, w), s)
         # 7. new history: clamped output + the blend weight used
-        new_hist = torch.cat([torch.clamp(o_img, 0.0, 1.0), F.pixel_shuffle(a, s)], 1)
+        new_hist = torch.cat([torch.clamp(o_img, 0.0, 1.0), F.pixel_shuffle(acc, s)], 1)
         return o_img, new_hist
 
     def step(self, colour, depth, motion, jitter, reset, hist):

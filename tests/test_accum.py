@@ -213,23 +213,25 @@ def test_warp_history_moves_by_scaled_motion_and_flags_outside():
 
 
 def test_untrained_model_is_a_taa_upsampler():
-    """At initialisation: flat input -> flat output (normalised kernel, no residual); first frame ~ a narrow
-    Gaussian interpolation of the current samples; the running-mean prior gives 1/2, 2/3, ... blend weights."""
+    """At initialisation: flat input -> flat output (normalised kernel, no residual); a reset frame uses no
+    history; then the accumulated sample weight grows by one frame's weight per frame (a running mean, the
+    blend weights 1/2, 2/3, ... when the jitter repeats) and a jitter whose samples fall nearer an output
+    sub-pixel weighs more there."""
     torch.manual_seed(0)
     m = A.Accum(A.AccumConfig()).eval()
     c = torch.full((1, 3, 8, 8), 0.7)
     hist = m.init_history(1, 8, 8)
+    j = torch.tensor([[0.1, 0.1]])
+    args = (torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), j)
     with torch.no_grad():
-        rgb, h1 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.2, -0.3]]),
-                         torch.ones(1), *hist)
+        rgb, h1 = m.step(c, *args, torch.ones(1), *hist)
         assert torch.allclose(rgb, torch.full_like(rgb, 0.7), atol=1e-4)
-        assert float(h1[:, 3].max()) == 0.0  # reset frame: no history used
-        _, h2 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.1, 0.1]]),
-                       torch.zeros(1), h1)
-        _, h3 = m.step(c, torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.tensor([[0.1, 0.1]]),
-                       torch.zeros(1), h2)
-    assert float(h2[0, 3].mean()) == pytest.approx(0.5, abs=1e-4)
-    assert float(h3[0, 3].mean()) == pytest.approx(2 / 3, abs=1e-4)
+        _, h2 = m.step(c, *args, torch.zeros(1), h1)
+        _, h3 = m.step(c, *args, torch.zeros(1), h2)
+    acc = [float(h[0, 3, 2:-2, 2:-2].mean()) for h in (h1, h2, h3)]
+    assert acc[1] == pytest.approx(2 * acc[0], rel=1e-3) and acc[2] == pytest.approx(3 * acc[0], rel=1e-3)
+    w = A.sample_weight(torch.tensor([[-0.25, -0.25], [0.25, 0.25]]), 2, 0.25)  # sub-pixel 0 is at (-.25, -.25)
+    assert float(w[0, 0]) > 2 * float(w[1, 0]) and float(w[1, 3]) > 2 * float(w[0, 3])
     y = torch.linspace(0, 0.99, 50)
     assert torch.allclose(A.reinhard(A.inverse_reinhard(y)), y, atol=1e-6)
 
@@ -370,3 +372,27 @@ def test_runtime_server_runs_accum_with_cuts_and_size_changes(accum_onnx, tmp_pa
                 np.testing.assert_allclose(r.image[..., :3], want, rtol=1e-5, atol=1e-5)
     finally:
         srv.stop()
+
+
+# --- nss_train.fit: sequence training (TBPTT) of a recurrent preset -----------------------------------
+
+def test_fit_trains_accum_on_sequences_and_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for k, vel in enumerate([(0.0, 0.0), (0.4, -0.2), (-0.3, 0.5)]):
+        _write_scene(data, f"s{k}", scene(9, size=16, vel=vel, cut_at=5 if k == 1 else None, ss=2))
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "nss_train.fit", "--data", str(data), "--out", str(out), "--preset", "accum",
+            "--seq-len", "6", "--loss-skip", "1", "--batch", "2", "--crop", "12", "--val-every", "2",
+            "--val-windows", "1", "--threads", "1", "--log-every", "1"]
+    r = subprocess.run(base + ["--steps", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "windows of 6 frames, truncated back-propagation" in r.stderr + r.stdout
+    assert "DISPLAY space" in r.stderr + r.stdout and "no VGG weights" in r.stderr + r.stdout
+    r = subprocess.run(base + ["--steps", "3", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m, cfg, ck = A.load_checkpoint(out / "last.pt")
+    assert ck["step"] == 3 and cfg.name == "accum" and ck["train"]["seq_len"] == 6
+    assert (out / "tb").is_dir()
