@@ -62,7 +62,8 @@ def test_demo_starts_its_runtime_with_the_default_model(godot, tmp_path):
         pytest.skip("the chroot cannot run the host's system Python (only a Python outside /usr can be bound)")
     rec = tmp_path / "rec"
     args = ["--audio-driver", "Dummy", "--", "--low", "160x90", "--scale", "2", "--mode", "neural",
-            "--quit-after-frames", "400", "--nss-runtime-command", sys.executable, "--nss-record", str(rec),
+            "--quit-after-frames", "400", "--nss-runtime", "python", "--nss-runtime-command", sys.executable,
+            "--nss-record", str(rec),
             "--nss-budget-ms", "100000", "--nss-stop-file", str(tmp_path / "stop")]
     result = {}
     t = threading.Thread(target=lambda: result.update(r=godot.run(
@@ -128,7 +129,8 @@ def test_demo_survives_runtime_kill(godot, tmp_path):
     port, token = srv.port, srv.token
     n_frames = 3000  # an upper bound: the test stops the game once it has seen the reconnection
     args = ["--audio-driver", "Dummy", "--", "--low", "160x90", "--scale", "2", "--mode", "neural",
-            "--quit-after-frames", str(n_frames), "--nss-runtime-port", str(port), "--nss-runtime-token", token,
+            "--quit-after-frames", str(n_frames), "--nss-runtime", "python", "--nss-runtime-port", str(port),
+            "--nss-runtime-token", token,
             "--nss-record", str(rec), "--nss-stop-file", str(tmp_path / "stop")]
     result = {}
     t = threading.Thread(target=lambda: result.update(r=godot.render(R.PROJECT, args, timeout=400)))
