@@ -113,6 +113,7 @@ def generate(cfg: WorldgenConfig, progress: bool = True, log=print) -> dict:
         done_frames += count * cfg.frames
         if not LAST_RUN:  # nothing to capture: finished earlier
             total["skipped"] += count
+            log(f"worldgen: {split} seq {first}-{first + count - 1} already complete ({dt:.0f} s to check)")
             continue
         total["runs"] += 1
         total["frames"] += LAST_RUN["frames"]

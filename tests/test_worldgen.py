@@ -70,7 +70,10 @@ def test_same_seed_same_frames(worlds):
         for name in ("colour", "depth", "motion", "target"):
             u, v = (np.minimum(getattr(f, name), 1e6) for f in (x, y))  # background depth: 1e10 or inf
             bad = np.abs(u - v) > 1e-3 * (1.0 + np.abs(u))
-            assert not bad.any(), f"frame {i} {name}: {bad.mean():.2%} of values differ (max {np.abs(u - v).max():.3g})"
+            # measured: 0-0.04 % of values off by <= 0.015 (pipelines compiled in the background
+            # draw a frame or two with Godot's ubershader); a world that differs moves >= 1 %
+            assert bad.mean() < 1e-3 and np.abs(u - v).max() < 0.1, \
+                f"frame {i} {name}: {bad.mean():.2%} of values differ (max {np.abs(u - v).max():.3g})"
     assert read_meta(a / "seq_00001").jitter == read_meta(b).jitter
 
 
