@@ -240,7 +240,7 @@ def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int 
         d.rectangle((x, y, x + zw - 1, y + zh - 1), outline=(255, 0, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
     if palette:  # a 256-colour copy (about half the bytes) for results kept in the repository
-        img = img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        img = img.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     tmp = path.with_suffix(".tmp.png")
     img.save(tmp, optimize=True)
     os.replace(tmp, path)

@@ -251,7 +251,7 @@ def godot_failure(r, what: str) -> str | None:
 
 
 def run_method(godot, proj: Path, scene: str, method: str, out: Path, *, low, scale, frames, warmup, time_scale,
-               ref_ss, camera, runtime=None, timeout=600.0, jitter: bool = False) -> dict:
+               ref_ss, camera, runtime=None, timeout=600.0, jitter: bool = False, keep_ui: bool = False) -> dict:
     """One Godot run of one method; the grabs land in out/<method>/. Returns the run's facts."""
     size = (low[0] * scale, low[1] * scale)
     win = (size[0] * ref_ss, size[1] * ref_ss) if method == "native" else size
@@ -261,7 +261,7 @@ def run_method(godot, proj: Path, scene: str, method: str, out: Path, *, low, sc
     user = ["--cmp-method", method, "--cmp-out", str(d), "--cmp-frames", str(frames + SPARE),
             "--cmp-warmup", str(warmup),
             "--cmp-scale", str(scale), "--cmp-size", f"{size[0]}x{size[1]}", "--cmp-time-scale", str(time_scale),
-            "--cmp-camera", camera, "--cmp-scene", scene]
+            "--cmp-camera", camera, "--cmp-scene", scene, "--cmp-keep-ui", "1" if keep_ui else "0"]
     if runtime is not None:
         user += runtime.game_args() + ["--cmp-jitter", "1" if jitter else "0"]
     args = ["--audio-driver", "Dummy", "--fixed-fps", str(FIXED_FPS), "--resolution", f"{win[0]}x{win[1]}",
@@ -313,18 +313,28 @@ def load_grabs(d: Path, expect: tuple[int, int], frames: list[int]) -> tuple[lis
 
 # --- the comparison ---------------------------------------------------------------------------------
 
-def score(out: list[np.ndarray], ref: list[np.ndarray], want_flip: bool = True) -> dict:
+def flip_subset(n: int, most: int) -> list[int]:
+    """Indices of the frames FLIP is computed on: all when most <= 0 or n <= most, else `most` evenly spaced
+    (FLIP costs seconds per 640x360 frame on a CPU)."""
+    if most <= 0 or n <= most:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, most)})
+
+
+def score(out: list[np.ndarray], ref: list[np.ndarray], flip_frames: int = 0) -> dict:
     mses = [U.mse(o, r) for o, r in zip(out, ref)]
     ps = [U.psnr(o, r) for o, r in zip(out, ref)]
     ss = [U.ssim(o, r) for o, r in zip(out, ref)]
-    fl = [U.flip(r, o) for o, r in zip(out, ref)] if want_flip else []
+    fi = flip_subset(len(out), flip_frames)
+    fl = [U.flip(ref[i], out[i]) for i in fi]
     fk = U.flicker(out, ref)
     al = U.alignment(out, ref)
     stat = lambda v: {"min": float(np.min(v)), "max": float(np.max(v)), "std": float(np.std(v))} if v else None  # noqa: E731
     return {
         "psnr": U.psnr_of_mean_mse(mses), "psnr_frames": ps, "psnr_spread": stat(ps), "mse_frames": mses,
         "ssim": float(np.mean(ss)), "ssim_frames": ss, "ssim_spread": stat(ss),
-        "flip": float(np.mean(fl)) if fl else None, "flip_frames": fl, "flip_spread": stat(fl),
+        "flip": float(np.mean(fl)) if fl else None, "flip_frames": fl, "flip_frame_index": fi,
+        "flip_spread": stat(fl),
         "flicker": float(np.mean(fk)) if fk else None, "flicker_frames": fk,
         "aligned": al["aligned"], "alignment": al,
     }
@@ -333,7 +343,8 @@ def score(out: list[np.ndarray], ref: list[np.ndarray], want_flip: bool = True) 
 def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=(320, 180), scale: int = 2,
             frames: int = 24, warmup: int = 16, time_scale: float = 1.0, ref_ss: int = 2, model: str | None = None,
             methods=METHODS, timeout: float = 600.0, keep: bool = False, godot=None, threads: int | None = None,
-            picture: bool = True, addon: Path = ADDON, prepared: Path | None = None, small_picture: bool = False) -> dict:
+            picture: bool = True, addon: Path = ADDON, prepared: Path | None = None, small_picture: bool = False,
+            keep_ui: bool = False, flip_frames: int = 8) -> dict:
     """Run every method on the scene, compare with the native reference, write the report. Returns it.
 
     prepared: a project copy made by prepare_and_import() to reuse (several scenes or cameras of one project)."""
@@ -388,7 +399,7 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
             try:
                 runs[m] = run_method(godot, proj, scene, m, tmp / "grabs", low=low, scale=scale, frames=frames,
                                      warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, camera=camera, runtime=rt,
-                                     timeout=timeout, jitter=wants_jitter)
+                                     timeout=timeout, jitter=wants_jitter, keep_ui=keep_ui)
             finally:
                 if rt is not None:
                     rt.stop()
@@ -415,7 +426,7 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
             if m == "native":
                 continue
             imgs, rows = load_grabs(runs[m]["dir"], size, ids)
-            results[m] = score(imgs, ref)
+            results[m] = score(imgs, ref, flip_frames)
             info = runs[m]["info"]
             results[m].update({
                 "godot_seconds": round(runs[m]["seconds"], 1),
@@ -449,11 +460,14 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
                           "temporal_change": float(np.mean(U.temporal_change(ref))),
                           "temporal_change_frames": U.temporal_change(ref)},
             "model": str(model_path) if model_path else None,
+            "ui": "kept" if keep_ui else f"the scene's own 2D hidden ({ninfo.get('ui_items_hidden', 0)} items)",
             "display_space": "what the player sees: the root viewport's 8-bit sRGB image (RenderingServer."
                              "frame_post_draw), values / 255",
             "metrics": {"psnr": "dB, 10 log10(1 / mean over frames of per-frame MSE)",
                         "ssim": "mean over frames (11x11 Gaussian window, sigma 1.5)",
-                        "flip": "flip-evaluator LDR, 67 ppd, mean over pixels, mean over frames",
+                        "flip": "flip-evaluator LDR, 67 ppd, mean over pixels, mean over frames "
+                                + ("(all)" if flip_frames <= 0 or len(ids) <= flip_frames
+                                   else f"({flip_frames} evenly spaced: flip_frame_index)"),
                         "flicker": "mean |(out_t - out_t-1) - (ref_t - ref_t-1)| over pixels and frame pairs",
                         "alignment": "each frame is closer (MSE) to reference frame i than to i-1 and i+1"},
             "methods": results,
@@ -536,6 +550,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (neural)")
     ap.add_argument("--addon", default=str(ADDON), help="the addon folder to put in (default: this repository's)")
     ap.add_argument("--small-picture", action="store_true", help="write side_by_side.png with a 256-colour palette")
+    ap.add_argument("--flip-frames", type=int, default=8,
+                    help="FLIP on this many evenly spaced frames (0 = all; FLIP takes seconds per frame on a CPU)")
+    ap.add_argument("--keep-ui", action="store_true",
+                    help="keep the scene's own 2D (HUD) in the grabs (default: hidden, it is not upscaled)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary project copy and the raw grabs")
     a = ap.parse_args(argv)
     try:
@@ -543,7 +561,8 @@ def main(argv=None) -> int:
         rep = compare(Path(a.project), a.scene, Path(a.out), camera=a.camera, low=low, scale=a.scale, frames=a.frames,
                       warmup=a.warmup, time_scale=a.time_scale, ref_ss=a.ref_ss, model=a.model,
                       methods=parse_methods(a.methods), timeout=a.timeout, keep=a.keep, threads=a.threads,
-                      addon=Path(a.addon), small_picture=a.small_picture)
+                      addon=Path(a.addon), small_picture=a.small_picture, keep_ui=a.keep_ui,
+                      flip_frames=a.flip_frames)
     except ToolError as e:
         print(f"compare_upscalers: {e}", file=sys.stderr)
         return 1

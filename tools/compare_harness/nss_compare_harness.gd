@@ -24,6 +24,7 @@ var out_size := Vector2i.ZERO
 var scene_path: String = ""
 var camera_spec: String = "scene"
 var jitter: bool = false  # the model wants raw sub-pixel jitter (its metadata says "jitter": true)
+var keep_ui: bool = false  # keep the scene's 2D (HUD, labels) in the grabs
 
 var _iter: int = 0  # _process calls so far (iteration k renders scene state k)
 var _grabbed: int = 0
@@ -59,6 +60,7 @@ func _ready() -> void:
 	scene_path = args.get("cmp-scene", "")
 	camera_spec = args.get("cmp-camera", "scene")
 	jitter = args.get("cmp-jitter", "0") == "1"
+	keep_ui = args.get("cmp-keep-ui", "0") == "1"
 	var sz: PackedStringArray = String(args.get("cmp-size", "")).split("x")
 	if not METHODS.has(method) or frames <= 0 or sz.size() != 2 or out_dir.is_empty():
 		_error("bad harness arguments %s" % [args])
@@ -203,7 +205,9 @@ func _start() -> bool:
 			if n.has_signal("upscaled"):
 				n.connect("upscaled", _on_upscaled)
 				_client = n
+	var hidden := 0 if keep_ui else _hide_ui(scene)
 	var info := {
+		"ui_items_hidden": hidden,
 		"engine": Engine.get_version_info()["string"], "adapter": RenderingServer.get_video_adapter_name(),
 		"method": method, "window": [get_window().size.x, get_window().size.y],
 		"viewport": [int(get_viewport().get_visible_rect().size.x), int(get_viewport().get_visible_rect().size.y)],
@@ -217,6 +221,26 @@ func _start() -> bool:
 
 # path: and replay: drive a camera of the harness (the scene's scripts may move their own camera every
 # frame); it copies the lens and environment of the scene's camera when there is one.
+# The scene's own 2D on screen (HUD, labels, debug text) is hidden: it is not upscaled by any method, and
+# in the reference run it is drawn at ref-ss x the size, which would count as every method's error.
+# The addon's node and anything inside SubViewports (render-to-texture in the 3D world) are left alone.
+func _hide_ui(n: Node) -> int:
+	var count := 0
+	for c: Node in n.get_children():
+		if c == _ns or c is SubViewport or (c.get_script() != null
+				and (c.get_script() as Script).get_global_name() == "NeuralSSViewport"):
+			continue
+		if c is CanvasLayer:
+			(c as CanvasLayer).visible = false
+			count += 1
+		elif c is CanvasItem and not (n is CanvasItem):
+			(c as CanvasItem).visible = false
+			count += 1
+		else:
+			count += _hide_ui(c)
+	return count
+
+
 func _ensure_camera(scene: Node) -> void:
 	var src := _camera
 	_camera = Camera3D.new()
