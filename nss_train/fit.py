@@ -64,6 +64,7 @@ class TrainConfig:
     seq_len: int = 8  # recurrent presets (accum): frames per training window (truncated BPTT through all of them)
     loss_skip: int = 2  # recurrent presets: the first frames of a window (history still empty) carry no loss
     cache_gb: float = 2.0  # decoded frames kept in memory (windows of recurrent presets reuse many frames)
+    val_data: list[str] | None = None  # validation roots/sequences (excluded from --data); None: split --data
     amp: str = "auto"  # auto (bf16 autocast on CUDA) | on | off
     workers: int = 0
     skip_bad: bool = False  # drop windows touching missing/corrupt frames (e.g. a render still running)
@@ -287,7 +288,12 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         cfg.data = [DEFAULT_DATA]
     if isinstance(cfg.data, str):
         cfg.data = [cfg.data]
-    train_dirs, val_dirs = split_sequences(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if cfg.val_data:  # explicit held-out sequences (a dataset that grows between resumes keeps its split)
+        from nss_train.data import _sequence_dirs
+        val_dirs = sorted({p.resolve() for p in _sequence_dirs(cfg.val_data)})
+        train_dirs = [p for p in _sequence_dirs(cfg.data) if p.resolve() not in set(val_dirs)]
+    else:
+        train_dirs, val_dirs = split_sequences(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not val_dirs:
         raise FitError(f"{', '.join(cfg.data)}: needs at least 2 sequences (one held out for validation); found "
                        f"{len(train_dirs)}")
@@ -364,7 +370,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         if recurrent:
             log.info("recurrent preset: windows of %d frames, truncated back-propagation through all of them, "
                      "history reset at each window start and on cuts; loss on frames %d..%d of each window, in "
-                     "DISPLAY space (Reinhard + sRGB, as the metrics), not the mapped space the line above names",
+                     "DISPLAY space (Reinhard + sRGB, as the metrics)",
                      cfg.seq_len, cfg.loss_skip, cfg.seq_len - 1)
 
     def save(path, metrics):
@@ -492,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         if f.name == "data":
             p.add_argument(flag, nargs="+", default=None, metavar="DIR",
                            help="dataset root(s) or sequence directories (default: the built-in dataset)")
+        elif f.name == "val_data":
+            p.add_argument(flag, nargs="+", default=None, metavar="DIR",
+                           help="validation roots or sequence directories, left out of --data (default: a "
+                                "--val-fraction split of --data by sequence)")
         elif isinstance(val, bool):
             p.add_argument(flag, action="store_true", help=" ")
         else:
