@@ -35,6 +35,8 @@ def halton(i: int, b: int) -> float:
 
 def pattern(u, v, kind: int = 0):
     """Linear RGB of a continuous pattern at (u, v) in low-res px: frequencies 0.35-0.62 cycles per low-res px."""
+    if kind == 2:  # flat
+        return np.stack([np.full_like(u, 0.1), np.full_like(u, 0.8), np.full_like(u, 0.3)]).astype(np.float32)
     if kind == 0:
         a = np.sin(2 * np.pi * (0.62 * u + 0.11 * v)) * np.sin(2 * np.pi * (0.07 * u + 0.58 * v))
         b = np.sin(2 * np.pi * (0.35 * u - 0.4 * v))
@@ -161,6 +163,14 @@ def test_reset_forgets_the_history(model):
     # and the flag matters: the same frame without a cut is different
     fr[6]["cut"] = False
     assert np.abs(run(model, fr)[6] - fresh[0]).max() > 1e-2
+
+
+def test_rectification_rejects_stale_history(model):
+    """Content changes without a cut (a disocclusion, a light switched on): the history is clamped to the current
+    samples' neighbourhood box, so the new colour shows at once instead of ghosting in over many frames."""
+    fr = scene(9, kinds=[0] * 6 + [2] * 3)
+    p = psnrs(model, fr)
+    assert p[6] > 35.0, p
 
 
 # --- geometry wiring --------------------------------------------------------------------------------
