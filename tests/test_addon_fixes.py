@@ -37,10 +37,10 @@ def project(godot, tmp_path_factory):
     return p
 
 
-def run(godot, project: Path, out: Path, scenario: str, timeout: float = 240):
+def run(godot, project: Path, out: Path, scenario: str, timeout: float = 240, extra: list[str] | None = None):
     r = godot.run(["--path", str(project), "-s", "res://addon_fixes.gd", "--", "--out", str(out),
-                   "--scenario", scenario, "--nss-runtime", "python", "--nss-runtime-command", NO_PYTHON], timeout,
-                  display=True,
+                   "--scenario", scenario, "--nss-runtime", "python", "--nss-runtime-command", NO_PYTHON,
+                   *(extra or [])], timeout, display=True,
                   paths=[str(project), str(out)])
     tail = "\n".join(r.output.splitlines()[-40:])
     assert not r.timed_out and not r.errors(), f"{r.errors()}\n{tail}"
@@ -128,3 +128,34 @@ def test_neural_present_keeps_the_environments_look(tonemap, tm):
     if tm == "filmic":  # what is shown is the fed image (fed mirrored: shown mirrored), not a native render
         m = img(out, f"{tm}_neural_mirrored")
         assert mad(m[:, ::-1], g) <= ONE and mad(m, g) > 10 * ONE
+
+
+def test_node_jitters_when_the_connected_model_wants_it(godot, project, tmp_path):
+    """A model whose metadata says "jitter": true (trained on jittered frames, e.g. accum) switches the node's
+    raw sub-pixel jitter on once its runtime is connected; one that does not leaves it off."""
+    import onnx
+
+    from nss_runtime.session import METADATA_KEY
+    from test_server import TOKEN, RunningServer, make_blend_model
+
+    plain = make_blend_model(tmp_path / "plain_x2.onnx")
+    m = onnx.load(str(plain))
+    meta = json.loads(next(p.value for p in m.metadata_props if p.key == METADATA_KEY))
+    meta.update(jitter=True, name="test_jitter_x2")
+    onnx.helper.set_model_props(m, {METADATA_KEY: json.dumps(meta)})
+    onnx.save(m, str(tmp_path / "jitter_x2.onnx"))
+    a, b = RunningServer(str(plain), tmp_path), RunningServer(str(tmp_path / "jitter_x2.onnx"), tmp_path)
+    try:
+        out = tmp_path / "out"
+        r, res = run(godot, project, out, "jitter", extra=["--port-plain", str(a.port), "--port-jitter", str(b.port),
+                                                          "--token", TOKEN])
+    finally:
+        a.stop()
+        b.stop()
+    for name in ("plain", "jitter"):
+        assert res[name]["ready"], (name, r.output[-2000:])
+    assert res["jitter"]["model"]["jitter"] is True and res["jitter"]["node_jitter"] is True
+    jit = np.array(res["jitter"]["jitter_after_ready"])
+    assert len(jit) >= 3 and len({tuple(j) for j in jit.tolist()}) >= 3 and np.abs(jit).max() <= 0.5, jit
+    assert "model test_jitter_x2 (test, x2, jittered input)" in r.output
+    assert res["plain"]["node_jitter"] is False and not np.any(res["plain"]["jitter_after_ready"]), res["plain"]

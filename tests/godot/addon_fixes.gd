@@ -9,12 +9,16 @@ extends SceneTree
 ##   mipbias: Godot's own bilinear (root viewport scaling_3d_scale = 0.5, BILINEAR) vs the addon's BILINEAR.
 ##   tonemap: per tonemapper (Linear, Reinhard, Filmic, ACES, AgX, with exposure, white, adjustments and
 ##            glow): Godot's own display vs the addon at scale 1 in NEURAL, fed the captured linear frame.
+##   jitter:  --port-jitter P --port-plain Q --token T: runtimes already running (a model whose metadata
+##            says "jitter": true, one that does not); the node's jitter follows the connected model.
 ## Prints "ADDON_FIXES_DONE cases=N" when finished.
 
 const WAIT := 4
 
+var args: Dictionary
 var out_dir: String
 var scenario: String
+var jitters: Array = []
 var env: Environment
 var results: Dictionary = {}
 var ns: NeuralSSViewport
@@ -26,7 +30,7 @@ var tex_rd: Texture2DRD
 
 
 func _initialize() -> void:
-	var args := TestArgs.parse()
+	args = TestArgs.parse()
 	out_dir = args.get("out", "/tmp/addon_fixes")
 	scenario = args.get("scenario", "stretch")
 	DirAccess.make_dir_recursive_absolute(out_dir)
@@ -135,6 +139,8 @@ func _run() -> void:
 			await _mipbias()
 		"tonemap":
 			await _tonemap()
+		"jitter":
+			await _jitter()
 	var f := FileAccess.open(out_dir.path_join("results.json"), FileAccess.WRITE)
 	f.store_string(JSON.stringify(results, "  "))
 	f.close()
@@ -296,3 +302,29 @@ func _find_client(n: Node) -> NeuralSSRuntimeClient:
 		if found != null:
 			return found
 	return null
+
+
+func _jitter() -> void:
+	root.size = Vector2i(320, 180)
+	ProjectSettings.set_setting("neural_ss/runtime_token", args.get("token", ""))
+	for name: String in ["plain", "jitter"]:
+		ProjectSettings.set_setting("neural_ss/runtime_port", int(args.get("port-jitter" if name == "jitter"
+				else "port-plain", "0")))
+		ns = NeuralSSViewport.new()
+		ns.show_stats = 0
+		root.add_child(ns)
+		var client: NeuralSSRuntimeClient
+		jitters = []
+		ns.frame_captured.connect(func(f: NeuralSSFrame) -> void: jitters.append([f.jitter.x, f.jitter.y]))
+		var t0 := Time.get_ticks_msec()
+		var ready_at := -1
+		while Time.get_ticks_msec() - t0 < 30000:
+			await process_frame
+			client = _find_client(ns)
+			if ready_at < 0 and client != null and client.is_ready():
+				ready_at = jitters.size()
+			if ready_at >= 0 and jitters.size() >= ready_at + 6:
+				break
+		results[name] = {"ready": ready_at >= 0, "node_jitter": ns.jitter,
+				"jitter_after_ready": jitters.slice(maxi(ready_at, 0) + 2), "model": client.model_info}
+		await _remove_addon()

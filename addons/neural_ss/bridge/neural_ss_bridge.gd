@@ -36,6 +36,7 @@ var _record_log: FileAccess
 var _record_frames: FileAccess
 var _stop_file: String = ""
 var _scale_warned := false
+var _jitter_by_model := false  # this bridge switched the node's jitter on because the model wants it
 
 
 func _ready() -> void:
@@ -71,6 +72,7 @@ func _ready() -> void:
 			_record_frames = null
 	add_child(client)
 	client.upscaled.connect(_on_upscaled)
+	client.state_changed.connect(_on_client_state)
 	viewport.frame_captured.connect(_on_frame)
 
 
@@ -124,6 +126,21 @@ func _process(_delta: float) -> void:
 			str(info.get("provider", "-")).trim_suffix("ExecutionProvider"),
 			NeuralSSRuntimeClient.State.keys()[client.state].to_lower(), float(s.get("upscaled_fps", 0.0))]
 	(viewport.get("stats") as Dictionary)["runtime"] = label  # text, not ms: the overlay prints it as is
+
+
+# A model trained on jittered frames (metadata "jitter": true, e.g. accum) gets them: the node's raw
+# sub-pixel jitter is switched on while such a model is connected (and off again for one that does not
+# want it, unless the game had switched it on itself).
+func _on_client_state(state: NeuralSSRuntimeClient.State, _message: String) -> void:
+	if state != NeuralSSRuntimeClient.State.READY or not "jitter" in viewport:
+		return
+	var wants := bool(client.model_info.get("jitter", false))
+	if wants and not bool(viewport.get("jitter")):
+		viewport.set("jitter", true)
+		_jitter_by_model = true
+	elif not wants and _jitter_by_model:
+		viewport.set("jitter", false)
+		_jitter_by_model = false
 
 
 func _on_frame(frame: NeuralSSFrame) -> void:

@@ -577,8 +577,9 @@ func _on_message(type: int, p: PackedByteArray) -> void:
 		model_info["scale"] = p.decode_u32(4)
 		model_info["multiple"] = maxi(1, p.decode_u32(16))
 		counters["connections"] += 1
-		var what := "model %s (%s, x%d) on %s" % [model_info.get("name", "?"), model_info.get("preset", "?"),
-				model_info["scale"], model_info.get("provider", "?")]
+		var what := "model %s (%s, x%d%s) on %s" % [model_info.get("name", "?"), model_info.get("preset", "?"),
+				model_info["scale"], ", jittered input" if bool(model_info.get("jitter", false)) else "",
+				model_info.get("provider", "?")]
 		if _outage_warned and counters["connections"] > 1:
 			print("neural_ss: NEURAL again, runtime reconnected: %s" % what)
 		elif counters["connections"] == 1 or _outage_warned:
