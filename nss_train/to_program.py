@@ -79,8 +79,9 @@ class ProgramBuilder:
     def conv_mod(self, x: str, out: str, mod, act: str = "none", **post) -> str:
         return self.conv(x, out, mod.weight, mod.bias, act, **post)
 
-    def build(self, output: str) -> tuple[dict, np.ndarray]:
+    def build(self, output: str, jitter: bool = False) -> tuple[dict, np.ndarray]:
         self.prog["output"] = output
+        self.prog["jitter"] = bool(jitter)  # the model wants a jittered low-res render (the node switches it on)
         missing = [h["name"] for h in self.prog["history"] if h["from"] is None]
         if missing:
             raise ValueError(f"history tensors {missing} never get a next value")
@@ -128,12 +129,15 @@ def fast_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
         x = b.conv_mod(x, f"feat{i}", c, "relu")
     b.op("concat", [x, cz, weighted], "unet_in", b.c(x) + b.c(cz) + b.c(weighted))
     y = _fast_unet(b, model.recon, "unet_in")
-    # + the bilinear upsample of the current colour: the fixed depthwise 3x3 kernel as a dense conv
-    up = model.up_kernel.detach().float().cpu().numpy()  # [3*s*s, 1, 3, 3], groups = 3
-    dense = np.zeros((3 * s * s, 3, 3, 3), np.float32)
-    for o in range(3 * s * s):
-        dense[o, o // (s * s)] = up[o, 0]
-    base = b.conv("rgb_r", "up_base", dense, None, pad="replicate")
+    if hasattr(model, "up_kernel"):
+        # + the bilinear upsample of the current colour: the fixed depthwise 3x3 kernel as a dense conv
+        up = model.up_kernel.detach().float().cpu().numpy()  # [3*s*s, 1, 3, 3], groups = 3
+        dense = np.zeros((3 * s * s, 3, 3, 3), np.float32)
+        for o in range(3 * s * s):
+            dense[o, o // (s * s)] = up[o, 0]
+        base = b.conv("rgb_r", "up_base", dense, None, pad="replicate")
+    else:  # + the bilinear interpolation of the current samples at their jittered positions
+        base = b.op("up_folded_jittered", ["rgb_r", "jitter"], "up_base", 3 * s * s, "low", s=s)
     b.op("add", [y, base], "y_f")
     b.op("depth_to_space", ["y_f"], "rgb", 3, "high", s=s, act="inv_reinhard")
     # new history: this frame first, then the older ones (after the reset rule)
@@ -142,7 +146,7 @@ def fast_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
         b.set_history(hj[k], "jitter" if k == 0 else js[k - 1])
     for k in range(N - 1):
         b.set_history(hm[k], "m0" if k == 0 else ms[k - 1])
-    return b.build("rgb")
+    return b.build("rgb", jitter=bool(getattr(model, "wants_jitter", False)))
 
 
 def _fast_unet(b: ProgramBuilder, net, x: str) -> str:

@@ -68,3 +68,21 @@ def godot():
         if os.environ.get("NSS_REQUIRE_GODOT") == "1" or os.environ.get("CI", "").lower() == "true":
             raise
         pytest.skip(f"no Godot 4: {e}")
+
+
+@pytest.fixture(scope="session")
+def tiny_accum_onnx(tmp_path_factory, export_onnx):
+    """A tiny `accum` x2 model whose zero-initialised head gets small random weights (every path of the graph
+    reaches the output), exported with tools/export_onnx.py (ONNX + GPU program beside it). Read-only."""
+    import torch
+    from nss_train.model import build_model
+
+    torch.manual_seed(0)
+    cfg = export_onnx.tiny_config("accum", 2)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("onnx_accum") / "tiny_accum_x2.onnx"
+    export_onnx.export(model, cfg, path)
+    return path

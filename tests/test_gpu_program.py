@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from nss_runtime import contract
 from nss_runtime.gpu_program import ProgramError, ProgramSession, load_program, program_path_for
 from nss_runtime.session import Session
 
-TOL = 1e-4  # on the [0, 1] (Reinhard) colour, as export_onnx's own parity bound
+TOL = 1e-4
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "fast_x2_godot.onnx"  # on the [0, 1] (Reinhard) colour, as export_onnx's own parity bound
 
 
 def _max_err(onnx_path, prog, frames):
@@ -38,11 +40,18 @@ def test_fast_tiny_interpreter_equals_onnxruntime(tiny_onnx_model, export_onnx):
     assert _max_err(path, prog, export_onnx.random_sequence(3, 20, 32, seed=4)) <= TOL
 
 
+def test_accum_tiny_interpreter_equals_onnxruntime(tiny_accum_onnx, export_onnx):
+    """The temporal preset: output-resolution history (bicubic warp, validity), dilation, box stats, kernels,
+    alpha prior, blend; over history, a cut, history again."""
+    prog = load_program(program_path_for(tiny_accum_onnx))
+    assert prog["preset"] == "accum" and [h["name"] for h in prog["history"]] == ["hist"]
+    frames = export_onnx.random_sequence(7, 36, 64, seed=6, cut_at=4)
+    assert _max_err(tiny_accum_onnx, prog, frames) <= TOL
+
+
 def test_shipped_fast_program_equals_onnxruntime(export_onnx):
     """The shipped models' programs (committed beside their .onnx) run the shipped weights."""
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    onnx = root / "models" / "fast_x2_godot.onnx"
+    onnx = SHIPPED
     prog_path = program_path_for(onnx)
     if not prog_path.is_file():
         pytest.fail(f"{prog_path} missing: re-export with tools/export_onnx.py --ckpt models/fast_x2_godot.pt")
@@ -50,9 +59,9 @@ def test_shipped_fast_program_equals_onnxruntime(export_onnx):
     assert _max_err(onnx, load_program(prog_path), frames) <= TOL
 
 
-def test_interpreter_breaks_when_an_op_is_wrong(tiny_onnx_model, export_onnx):
+def test_interpreter_breaks_when_an_op_is_wrong(export_onnx):
     """The parity check can fail: a wrong activation on one layer shows up as a large error."""
-    path, _ = tiny_onnx_model
+    path = SHIPPED
     prog = load_program(program_path_for(path))
     conv = next(op for op in prog["ops"] if op["op"] == "conv2d" and op.get("act") == "relu")
     conv["act"] = "none"

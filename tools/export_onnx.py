@@ -196,6 +196,10 @@ def write_gpu_program(model, out: Path) -> Path | None:
         prog, weights = to_program(copy.deepcopy(model).float().eval(), name=out.stem)
     except ValueError:
         return None
+    except Exception as e:  # never lose the .onnx export over the GPU program; say so loudly
+        print(f"export_onnx: warning: GPU program not written ({type(e).__name__}: {e}); the Godot GPU runtime "
+              "cannot run this model", file=sys.stderr)
+        return None
     path = program_path_for(out)
     write_program(path, prog, weights)
     return path

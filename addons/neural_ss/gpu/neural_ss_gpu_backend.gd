@@ -49,11 +49,17 @@ static func choose(vp: Node) -> Node:
 		want = "auto"
 	var line := ""
 	var runner_ok: NeuralSSGpuRunner = null
+	# an explicitly configured runtime process (port or command) is the Python runtime "when configured"
+	var configured := int(opts.get("nss-runtime-port", NeuralSSSettings.get_value("runtime_port"))) > 0 \
+			or not str(opts.get("nss-runtime-command", NeuralSSSettings.get_value("runtime_command"))).is_empty()
 	if want == "python":
 		line = "PYTHON runtime (neural_ss/runtime = python): ONNX Runtime in a runtime process, model %s" % model
+	elif want == "auto" and configured:
+		want = "python"
+		line = ("PYTHON runtime (neural_ss/runtime = auto and a runtime process is configured: runtime_port / "
+				+ "runtime_command): ONNX Runtime in a runtime process, model %s") % model
 	elif RenderingServer.get_rendering_device() == null:
-		line = ("BILINEAR fallback (neural_ss/runtime = %s): no RenderingDevice (Compatibility renderer or "
-				+ "--headless): no capture, no network") % want
+		line = ""  # NeuralSSViewport already said it: "BILINEAR fallback: no RenderingDevice ..."
 	else:
 		var r := NeuralSSGpuRunner.new()
 		if r.load_program(program_path(model)):
@@ -67,7 +73,8 @@ static func choose(vp: Node) -> Node:
 			want = "python"
 			line = ("PYTHON runtime (neural_ss/runtime = auto; the GPU runtime cannot run this model: %s): "
 					+ "ONNX Runtime in a runtime process") % r.error
-	print("neural_ss: " + line)
+	if not line.is_empty():
+		print("neural_ss: " + line)
 	if want == "python":
 		var bridge := NeuralSSBridge.new()
 		bridge.name = "NeuralSSBridge"
@@ -88,6 +95,8 @@ func _ready() -> void:
 	if runner == null:
 		return
 	runner.profile = opts.has("nss-gpu-profile")
+	if runner.wants_jitter and "jitter" in viewport:
+		viewport.set("jitter", true)  # a temporal model accumulates jittered samples
 	if opts.has("nss-record"):
 		_record_dir = str(opts["nss-record"])
 		DirAccess.make_dir_recursive_absolute(_record_dir)

@@ -11,7 +11,8 @@ extends RefCounted
 ##   i1, i2 = op-specific ints   f0 = act id, mul, add, act parameter   f1 = op-specific floats
 ## Sources are compiled at run time (RenderingDevice.shader_compile_spirv_from_source) with #defines.
 
-const ACTS := ["none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm"]
+const ACTS := ["none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm", "abs",
+		"clamp01"]
 
 const HEADER := """
 #version 450
@@ -44,6 +45,10 @@ vec4 act(vec4 x) {
 	} else if (id == 7) {
 		x = max(mix(x, vec4(0.0), isnan(x)), vec4(0.0));
 		x = 1.0 / (1.0 + x / p.f0.w);
+	} else if (id == 8) {
+		x = abs(x);
+	} else if (id == 9) {
+		x = clamp(x, vec4(0.0), vec4(1.0));
 	}
 	return x * p.f0.y + p.f0.z;
 }
@@ -143,12 +148,22 @@ void main() {
 	vec4 v;
 	if (mode == 0) {
 		v = a_buf[i] + b_buf[i];
-	} else if (mode == 1) {
-		vec4 b = p.i2.x == 1 ? vec4(b_buf[OUT_IDX(0, g.y, g.x)].x) : b_buf[i];
-		v = a_buf[i] * b;
-	} else if (mode == 2) {
-		vec4 a = p.a.w == 1 ? vec4(a_buf[OUT_IDX(0, g.y, g.x)].x) : a_buf[i];
-		v = a * b_buf[i] + (1.0 - a) * c_buf[i];
+	} else if (mode == 1) {  // b's channel = c % b.C
+		vec4 av = a_buf[i];
+		v = vec4(0.0);
+		for (int r = 0; r < 4; r++) {
+			int cb = (4 * g.z + r) % p.i2.x;
+			v[r] = av[r] * b_buf[OUT_IDX(cb / 4, g.y, g.x)][cb % 4];
+		}
+	} else if (mode == 2) {  // a's channel = c % a.C
+		vec4 xv = b_buf[i];
+		vec4 yv = c_buf[i];
+		v = vec4(0.0);
+		for (int r = 0; r < 4; r++) {
+			int ca = (4 * g.z + r) % p.a.w;
+			float al = a_buf[OUT_IDX(ca / 4, g.y, g.x)][ca % 4];
+			v[r] = al * xv[r] + (1.0 - al) * yv[r];
+		}
 	} else {
 		bool reset = c_buf[0].x > 0.5;
 		v = reset ? (p.i1.y == 1 ? vec4(0.0) : a_buf[i]) : b_buf[i];
@@ -377,12 +392,327 @@ void main() {
 """
 
 
+# i1.x = s: the bilinear interpolation of the jittered samples (binding 2: jitter) at the output pixel
+# centres, folded (channel c*s*s + py*s + px), 3x3 replicate-clamped taps with tent weights.
+const UP_FOLDED_JITTERED := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
+void main() {
+	GUARD
+	int s = p.i1.x;
+	vec2 j = jit[0].xy;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c / (s * s);
+		int q = c % (s * s);
+		vec2 t = (vec2(float(q % s), float(q / s)) + 0.5) / float(s) - 0.5 - j;
+		float acc = 0.0;
+		for (int i = 0; i < 3; i++) {
+			float wy = max(1.0 - abs(t.y - float(i - 1)), 0.0);
+			int yy = clamp(g.y + i - 1, 0, p.o.y - 1);
+			for (int k = 0; k < 3; k++) {
+				float wx = max(1.0 - abs(t.x - float(k - 1)), 0.0);
+				int xx = clamp(g.x + k - 1, 0, p.o.x - 1);
+				acc += wy * wx * a_buf[OUT_IDX(ci / 4, yy, xx)][ci % 4];
+			}
+		}
+		v[r] = acc;
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# a 'one' tensor (binding 1) repeated over the output's pixels
+const BROADCAST := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(a_buf[g.z]) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# motion (binding 1) of the 3x3 neighbour with the largest normalised depth (binding 2); centre first,
+# then row-major; strict comparison (ties keep the earlier); outside pixels never win
+const DILATE_MOTION := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer M { vec4 mot[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer D { vec4 dn[]; };
+void main() {
+	GUARD
+	int i = OUT_IDX(0, g.y, g.x);
+	float best = dn[i].x;
+	vec2 m = mot[i].xy;
+	for (int dy = -1; dy <= 1; dy++) {
+		for (int dx = -1; dx <= 1; dx++) {
+			ivec2 q = g.xy + ivec2(dx, dy);
+			if ((dx == 0 && dy == 0) || q.x < 0 || q.y < 0 || q.x >= p.o.x || q.y >= p.o.y) continue;
+			int k = OUT_IDX(0, q.y, q.x);
+			float d = dn[k].x;
+			if (d > best) {
+				best = d;
+				m = mot[k].xy;
+			}
+		}
+	}
+	o_buf[i] = act(vec4(m, 0.0, 0.0)) * lane_mask(0, p.o.w);
+}
+"""
+
+# x (binding 1, high res, C channels) sampled at P + s * motion(block(P)) (binding 2, low res), torch
+# grid_sample semantics (align_corners = False, border: tap indices clamped), i1 = s, mode (0 bicubic
+# a = -0.75, 1 bilinear), C; output channel C = validity (sample position inside [0, W] x [0, H]).
+const WARP_HISTORY := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer M { vec4 mot[]; };
+vec4 cubic(float t) {
+	const float A = -0.75;
+	float t1 = t + 1.0;
+	float t2 = 1.0 - t;
+	float t3 = 2.0 - t;
+	return vec4(((A * t1 - 5.0 * A) * t1 + 8.0 * A) * t1 - 4.0 * A,
+			((A + 2.0) * t - (A + 3.0)) * t * t + 1.0,
+			((A + 2.0) * t2 - (A + 3.0)) * t2 * t2 + 1.0,
+			((A * t3 - 5.0 * A) * t3 + 8.0 * A) * t3 - 4.0 * A);
+}
+void main() {
+	GUARD
+	int s = p.i1.x;
+	int C = p.i1.z;
+	int W = p.o.x;
+	int H = p.o.y;
+	vec2 m = mot[(g.y / s) * (W / s) + g.x / s].xy * float(s);
+	vec2 pos = vec2(g.xy) + 0.5 + m;
+	float valid = (pos.x >= 0.0 && pos.x <= float(W) && pos.y >= 0.0 && pos.y <= float(H)) ? 1.0 : 0.0;
+	vec4 v = vec4(0.0);
+	if (g.z < p.a.z) {
+		vec2 ip = pos - 0.5;
+		vec2 f0 = floor(ip);
+		vec2 t = ip - f0;
+		ivec2 b = ivec2(f0);
+		if (p.i1.y == 0) {
+			vec4 wx = cubic(t.x);
+			vec4 wy = cubic(t.y);
+			for (int j = 0; j < 4; j++) {
+				int yy = clamp(b.y - 1 + j, 0, H - 1);
+				vec4 row = vec4(0.0);
+				for (int i = 0; i < 4; i++) {
+					int xx = clamp(b.x - 1 + i, 0, W - 1);
+					row += x_buf[(g.z * H + yy) * W + xx] * wx[i];
+				}
+				v += row * wy[j];
+			}
+		} else {
+			for (int j = 0; j < 2; j++) {
+				int yy = clamp(b.y + j, 0, H - 1);
+				float wy = j == 0 ? 1.0 - t.y : t.y;
+				for (int i = 0; i < 2; i++) {
+					int xx = clamp(b.x + i, 0, W - 1);
+					float wx = i == 0 ? 1.0 - t.x : t.x;
+					v += x_buf[(g.z * H + yy) * W + xx] * (wx * wy);
+				}
+			}
+		}
+		v *= lane_mask(g.z, C);
+	}
+	for (int r = 0; r < 4; r++) {
+		if (4 * g.z + r == C) v[r] = valid;
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v);
+}
+"""
+
+# 3x3 mean (channels 0..C-1) and std = sqrt(max(E[x^2] - mean^2, 0) + eps) (channels C..2C-1) of x
+# (binding 1, C = i1.x channels), replicate border; eps = f1.x
+const NEIGH_STATS := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	GUARD
+	int C = p.i1.x;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= 2 * C) break;
+		int cs = c < C ? c : c - C;
+		float s1 = 0.0;
+		float s2 = 0.0;
+		for (int dy = -1; dy <= 1; dy++) {
+			for (int dx = -1; dx <= 1; dx++) {
+				int yy = clamp(g.y + dy, 0, p.o.y - 1);
+				int xx = clamp(g.x + dx, 0, p.o.x - 1);
+				float x = a_buf[OUT_IDX(cs / 4, yy, xx)][cs % 4];
+				s1 += x;
+				s2 += x * x;
+			}
+		}
+		float mean = s1 / 9.0;
+		v[r] = c < C ? mean : sqrt(max(s2 / 9.0 - mean * mean, 0.0) + p.f1.x);
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# softmax over each group of i1.x consecutive channels
+const SOFTMAX_GROUPS := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+float at(int c) {
+	return a_buf[OUT_IDX(c / 4, int(gl_GlobalInvocationID.y), int(gl_GlobalInvocationID.x))][c % 4];
+}
+void main() {
+	GUARD
+	int n = p.i1.x;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int c0 = (c / n) * n;
+		float mx = at(c0);
+		for (int k = 1; k < n; k++) mx = max(mx, at(c0 + k));
+		float sum = 0.0;
+		for (int k = 0; k < n; k++) sum += exp(at(c0 + k) - mx);
+		v[r] = exp(at(c) - mx) / sum;
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# kern (binding 1, Q*9 channels: q*9 + tap, taps row-major dy, dx in -1..1) applied to x (binding 2):
+# output channel c*Q + q = sum_k kern[q*9+k] * x[c](p + off_k), replicate border; i1.x = Q
+const APPLY_KERNEL3X3 := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer K { vec4 kern[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer X { vec4 x_buf[]; };
+void main() {
+	GUARD
+	int Q = p.i1.x;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c / Q;
+		int q = c % Q;
+		float acc = 0.0;
+		for (int k = 0; k < 9; k++) {
+			int kc = q * 9 + k;
+			int yy = clamp(g.y + k / 3 - 1, 0, p.o.y - 1);
+			int xx = clamp(g.x + k % 3 - 1, 0, p.o.x - 1);
+			acc += kern[OUT_IDX(kc / 4, g.y, g.x)][kc % 4] * x_buf[OUT_IDX(ci / 4, yy, xx)][ci % 4];
+		}
+		v[r] = acc;
+	}
+	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# x (binding 1, folded c*Q + q) clamped to mean +- gamma * std of its colour channel c (binding 2:
+# stats = mean c, std c; binding 3: gamma, 1 channel); i1.x = Q, i1.y = c
+const CLAMP_BOX := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer X { vec4 x_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer S { vec4 st[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer G { vec4 gam[]; };
+void main() {
+	GUARD
+	int Q = p.i1.x;
+	int C = p.i1.y;
+	int i = OUT_IDX(g.z, g.y, g.x);
+	float gm = gam[OUT_IDX(0, g.y, g.x)].x;
+	vec4 xv = x_buf[i];
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.o.w) break;
+		int ci = c / Q;
+		float mean = st[OUT_IDX(ci / 4, g.y, g.x)][ci % 4];
+		float sd = st[OUT_IDX((ci + C) / 4, g.y, g.x)][(ci + C) % 4];
+		v[r] = min(max(xv[r], mean - gm * sd), mean + gm * sd);
+	}
+	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# sigmoid(logit - log(1 - clamp(acc, 0, hi))) * valid, element-wise (bindings 1, 2, 3); hi = f1.x
+const ALPHA_PRIOR := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer L { vec4 logit[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer A { vec4 acc[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer V { vec4 valid[]; };
+void main() {
+	GUARD
+	int i = OUT_IDX(g.z, g.y, g.x);
+	vec4 prior = -log(1.0 - clamp(acc[i], vec4(0.0), vec4(p.f1.x)));
+	vec4 z = clamp(logit[i] + prior, -80.0, 80.0);
+	o_buf[i] = act(1.0 / (1.0 + exp(-z)) * valid[i]) * lane_mask(g.z, p.o.w);
+}
+"""
+
+
+# per sub-pixel q (output: s*s channels, 1 x 1): sum over the 3x3 taps of a Gaussian (sigma = f1.x) of
+# the distance of the jittered sample (binding 1) to q's centre, divided by f1.y; i1.x = s
+const SAMPLE_WEIGHT := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer J { vec4 jit[]; };
+void main() {
+	GUARD
+	int s = p.i1.x;
+	vec2 j = jit[0].xy;
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int q = 4 * g.z + r;
+		if (q >= p.o.w) break;
+		float acc = 0.0;
+		for (int k = 0; k < 9; k++) {
+			vec2 e = vec2(float(k % 3 - 1) + 0.5 - (float(q % s) + 0.5) / float(s),
+					float(k / 3 - 1) + 0.5 - (float(q / s) + 0.5) / float(s)) + j;
+			acc += exp(-dot(e, e) / (2.0 * p.f1.x * p.f1.x));
+		}
+		v[r] = acc / p.f1.y;
+	}
+	o_buf[g.z] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+# i1.x: 0 = alpha (bindings logit, acc, valid, w): sigmoid(logit + log(clamp(acc, 0, 1) * cap + 1e-3)
+# - log(w)) * valid; 1 = total weight (bindings a, w): min(w / (1 - a + 1e-4), cap) / cap. cap = f1.x;
+# w is a 1 x 1 tensor (one value per channel)
+const WEIGHTED := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 b_buf[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 c_buf[]; };
+layout(std430, set = 0, binding = 4) restrict readonly buffer W { vec4 w_buf[]; };
+void main() {
+	GUARD
+	int i = OUT_IDX(g.z, g.y, g.x);
+	float cap = p.f1.x;
+	vec4 v;
+	if (p.i1.x == 0) {
+		vec4 z = a_buf[i] + log(clamp(b_buf[i], vec4(0.0), vec4(1.0)) * cap + 1e-3) - log(w_buf[g.z]);
+		z = clamp(z, -80.0, 80.0);
+		v = 1.0 / (1.0 + exp(-z)) * c_buf[i];
+	} else {
+		v = min(w_buf[g.z] / (1.0 - a_buf[i] + 1e-4), vec4(cap)) / cap;
+	}
+	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
+}
+"""
+
+
 static func source(kernel: String, defines: Dictionary = {}) -> String:
 	var body: String = {
 		"input": INPUT, "output": OUTPUT, "map": MAP, "concat": CONCAT, "binary": BINARY,
 		"gather_nearest": GATHER_NEAREST, "conv2d": CONV, "pool2": POOL2, "upsample2": UPSAMPLE2,
 		"fold_onehot": FOLD_ONEHOT, "fold_warp": FOLD_WARP, "depth_to_space": DEPTH_TO_SPACE,
-		"space_to_depth": SPACE_TO_DEPTH,
+		"space_to_depth": SPACE_TO_DEPTH, "up_folded_jittered": UP_FOLDED_JITTERED, "broadcast": BROADCAST,
+		"dilate_motion": DILATE_MOTION, "warp_history": WARP_HISTORY, "neigh_stats3x3": NEIGH_STATS,
+		"softmax_groups": SOFTMAX_GROUPS, "apply_kernel3x3": APPLY_KERNEL3X3, "clamp_box": CLAMP_BOX,
+		"alpha_prior": ALPHA_PRIOR, "sample_weight": SAMPLE_WEIGHT, "weighted": WEIGHTED,
 	}.get(kernel, "")
 	if body.is_empty():
 		return ""

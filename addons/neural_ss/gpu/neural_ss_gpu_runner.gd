@@ -22,6 +22,8 @@ var preset: String = ""
 var scale: int = 0
 var multiple: int = 1
 var op_count: int = 0
+## The model wants a jittered low-res render (program field "jitter"; temporal presets).
+var wants_jitter: bool = false
 ## Frames run since load (the owner presents the output when this grows).
 var frames_run: int = 0
 ## Index (NeuralSSFrame.index) of the frame whose result is in the output texture.
@@ -89,6 +91,7 @@ func load_program(json_path: String) -> bool:
 	scale = int(prog["scale"])
 	multiple = int(prog.get("multiple", 1))
 	op_count = _ops.size()
+	wants_jitter = bool(prog.get("jitter", false))
 	_act_param = {"inv_reinhard": float(prog.get("colour_transform_max", 0.999)),
 			"depth_norm": float(prog.get("depth_ref", 10.0))}
 	for op: Dictionary in _ops:
@@ -110,12 +113,18 @@ func _kernel_for(op: Dictionary) -> String:
 			return "concat"
 		"add", "mul", "blend", "where_reset":
 			return "binary"
-		"gather_nearest", "fold_onehot", "fold_warp", "depth_to_space", "space_to_depth", "upsample2":
+		"gather_nearest", "fold_onehot", "fold_warp", "depth_to_space", "space_to_depth", "upsample2", \
+				"up_folded_jittered", "broadcast", "dilate_motion", "warp_history", "neigh_stats3x3", \
+				"softmax_groups", "apply_kernel3x3", "clamp_box", "alpha_prior":
 			return str(op["op"])
 		"conv2d":
 			return "conv2d"
 		"maxpool2", "avgpool2":
 			return "pool2"
+		"sample_weight":
+			return "sample_weight"
+		"alpha_weighted", "total_weight":
+			return "weighted"
 	return ""
 
 
@@ -396,6 +405,49 @@ func _add_op_steps(op: Dictionary, index: int) -> bool:
 						_groups(od, c * s * s / 4), "%s[%d]" % [label, k]):
 					return false
 			return true
+		"up_folded_jittered", "apply_kernel3x3":
+			var i1 := [int(op["s"]) if kind == "up_folded_jittered" else int(op["s"]) * int(op["s"]), 0, 0, 0]
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, i1, z0, f0),
+					_groups(od, od[2]), label)
+		"broadcast":
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, z0, z0, f0),
+					_groups(od, od[2]), label)
+		"dilate_motion":
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, z0, z0, f0),
+					_groups(od, 1), label)
+		"warp_history":
+			var i1 := [int(op["s"]), 0 if str(op["mode"]) == "bicubic" else 1, int(_tensors[ins[0]]["c"]), 0]
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, i1, z0, f0),
+					_groups(od, od[2]), label)
+		"neigh_stats3x3":
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]],
+					_push(od, ad, [int(_tensors[ins[0]]["c"]), 0, 0, 0], z0, f0, [float(op["eps"]), 0.0, 0.0, 0.0]),
+					_groups(od, od[2]), label)
+		"softmax_groups":
+			var n := int(_tensors[ins[0]]["c"]) / int(op["groups"])
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, [n, 0, 0, 0], z0, f0),
+					_groups(od, od[2]), label)
+		"clamp_box":
+			var c := int(_tensors[ins[1]]["c"]) / 2
+			var i1 := [int(_tensors[ins[0]]["c"]) / c, c, 0, 0]
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]], _bufs[ins[2]]],
+					_push(od, ad, i1, z0, f0), _groups(od, od[2]), label)
+		"alpha_prior":
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]], _bufs[ins[2]]],
+					_push(od, ad, z0, z0, f0, [float(op["hi"]), 0.0, 0.0, 0.0]), _groups(od, od[2]), label)
+		"sample_weight":
+			var norm := float(op["norm"])
+			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, [int(op["s"]), 0, 0, 0], z0, f0,
+					[float(op["sigma"]), norm, 0.0, 0.0]), Vector3i(1, 1, od[2]), label)
+		"alpha_weighted", "total_weight":
+			var b := [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]]
+			if kind == "alpha_weighted":
+				b.append_array([_bufs[ins[2]], _bufs[ins[3]]])
+			else:
+				b.append_array([_dummy, _bufs[ins[1]]])
+			var mode := 0 if kind == "alpha_weighted" else 1
+			return _step("weighted", "weighted", {}, b, _push(od, ad, [mode, 0, 0, 0], z0, f0,
+					[float(op["cap"]), 0.0, 0.0, 0.0]), _groups(od, od[2]), label)
 		"conv2d":
 			var k := int(op["k"])
 			var key := "conv2d_k%d" % k

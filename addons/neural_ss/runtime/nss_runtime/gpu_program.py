@@ -36,7 +36,7 @@ import numpy as np
 FORMAT = "nss-gpu-program"
 VERSION = 1
 RES = ("low", "half", "high", "one")
-ACTS = ("none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm")
+ACTS = ("none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm", "abs", "clamp01")
 INPUTS = {"colour": (3, "low"), "depth": (1, "low"), "motion": (2, "low"), "jitter": (2, "one"),
           "reset": (1, "one")}
 
@@ -51,7 +51,8 @@ OPS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "map": (1, ()),                       # act/mul/add only
     "concat": (None, ()),                 # channel concat
     "add": (2, ()),
-    "mul": (2, ()),                       # element-wise product; b may have 1 channel (broadcast)
+    "mul": (2, ()),                       # a * b; b's channel = a's channel % b.c (b may have fewer channels)
+    "broadcast": (1, ()),                 # a 'one' tensor repeated over the output's resolution
     "where_reset": (3, ()),               # in [reset, a, b]: reset > 0.5 ? a : b ; a may be "" = zeros
     "gather_nearest": (2, ()),            # in [x, flow]: x[clamp(round_half_even(p + flow))]
     "conv2d": (1, ("k", "cin", "cout", "pad", "w", "b")),
@@ -60,17 +61,22 @@ OPS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "upsample2": (1, ("mode",)),          # "bilinear" (align_corners=False) | "nearest"
     "fold_onehot": (2, ("s",)),           # in [x, jitter]
     "fold_warp": (None, ("s", "frames")),  # in [x_0..x_{N-1}, jitter_0.., flow_0.., weight]
+    "up_folded_jittered": (2, ("s",)),    # in [x, jitter]: bilinear upsample of the jittered samples, folded
     "depth_to_space": (1, ("s",)),
     "space_to_depth": (1, ("s",)),
     "slice": (1, ("start", "count")),     # channels [start, start + count)
     # the temporal preset (accum)
-    "dilate_motion": (2, ()),             # in [motion, depth]: motion of the closest pixel in 3x3
-    "warp_bilinear": (2, ("s",)),         # in [x (high), motion (low)]: -> x warped (c) + validity (1)
-    "neigh_stats3x3": (1, ()),            # in [x]: mean (c) then std (c), 3x3 border-clamped
+    "dilate_motion": (2, ()),             # in [motion, dnorm]: motion of the closest (largest dnorm) 3x3 pixel
+    "warp_history": (2, ("s", "mode")),   # in [x (high), motion (low)] -> x warped (c) + validity (1)
+    "neigh_stats3x3": (1, ("eps",)),      # in [x]: mean (c) then std (c), 3x3 replicate border
     "softmax_groups": (1, ("groups",)),   # softmax over each of `groups` consecutive channel groups
     "apply_kernel3x3": (2, ("s",)),       # in [kern (s*s*9), x (c)]: per sub-pixel 3x3 kernel over x
     "clamp_box": (3, ()),                 # in [x (c*s*s folded), stats (2c), gamma (1)]
-    "blend": (3, ()),                     # in [a (1..), x, y]: a * x + (1 - a) * y
+    "alpha_prior": (3, ("hi",)),          # in [logit, acc, valid]: sigmoid(logit - log(1 - clamp(acc, 0, hi))) * valid
+    "sample_weight": (1, ("s", "sigma", "norm")),  # in [jitter] -> [s*s, one]: closeness of the jittered samples
+    "alpha_weighted": (4, ("cap",)),      # in [logit, acc, valid, w]: sigmoid(logit + log(clamp(acc,0,1) cap + 1e-3) - log w) valid
+    "total_weight": (2, ("cap",)),        # in [a, w]: min(w / (1 - a + 1e-4), cap) / cap
+    "blend": (3, ()),                     # in [a, x, y]: a * x + (1 - a) * y; a's channel = channel % a.c
 }
 
 
@@ -221,6 +227,10 @@ def apply_act(x: np.ndarray, op: dict, prog: dict) -> np.ndarray:
     elif a == "inv_reinhard":
         x = np.clip(x, 0.0, float(prog.get("colour_transform_max", 0.999)))
         x = x / (1.0 - x)
+    elif a == "abs":
+        x = np.abs(x)
+    elif a == "clamp01":
+        x = np.clip(x, 0.0, 1.0)
     elif a == "depth_norm":
         x = np.where(np.isnan(x), 0.0, np.maximum(x, 0.0))
         with np.errstate(over="ignore"):
@@ -308,6 +318,26 @@ def fold_warp(xs: list[np.ndarray], jits: list[np.ndarray], flows: list[np.ndarr
     return out.reshape(C * N * s * s, h, w)
 
 
+def up_folded_jittered(x: np.ndarray, jitter: np.ndarray, s: int) -> np.ndarray:
+    """The bilinear interpolation of x's samples (at i + 0.5 + jitter) at each output pixel centre, border
+    clamped, in the folded layout: channel c*s*s + py*s + px = sum over 3x3 taps (replicate padding) of
+    wy[py, i] * wx[px, j] * x(y + i - 1, x + j - 1), w[p, k] = relu(1 - |(p + 0.5) / s - 0.5 - jitter - (k - 1)|)."""
+    c, h, w = x.shape
+    j = jitter.reshape(2).astype(np.float32)
+    ph = (np.arange(s, dtype=np.float32) + 0.5) / s - 0.5
+    k = np.arange(-1, 2, dtype=np.float32)
+    wx = np.maximum(1.0 - np.abs(ph[:, None] - j[0] - k[None]), 0.0)  # [s, 3]
+    wy = np.maximum(1.0 - np.abs(ph[:, None] - j[1] - k[None]), 0.0)
+    xp = _pad(x, 1, "replicate")
+    out = np.zeros((c, s, s, h, w), np.float32)
+    for py in range(s):
+        for px in range(s):
+            for i in range(3):
+                for jj in range(3):
+                    out[:, py, px] += wy[py, i] * wx[px, jj] * xp[:, i:i + h, jj:jj + w]
+    return out.reshape(c * s * s, h, w)
+
+
 def depth_to_space(x: np.ndarray, s: int) -> np.ndarray:
     C, h, w = x.shape
     c = C // (s * s)
@@ -320,14 +350,14 @@ def space_to_depth(x: np.ndarray, s: int) -> np.ndarray:
     return x.reshape(c, h, s, w, s).transpose(0, 2, 4, 1, 3).reshape(c * s * s, h, w)
 
 
-def dilate_motion(motion: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Per pixel, the motion of the 3x3 neighbour with the largest normalised depth 1 / (1 + d / 10) (the
-    closest surface); ties: the centre first, then row-major order. Border-clamped neighbourhood."""
+def dilate_motion(motion: np.ndarray, dnorm: np.ndarray) -> np.ndarray:
+    """Per pixel, the motion of the 3x3 neighbour with the largest normalised depth (the closest surface);
+    ties: the centre first, then row-major order; pixels outside the frame never win."""
     _, h, w = motion.shape
-    dn = depth[0]  # already normalised by the program (depth_norm op)
+    dn = dnorm[0]
     best = dn.copy()
     out = motion.copy()
-    dp = _pad(dn[None], 1, "replicate")[0]
+    dp = np.pad(dn, 1, mode="constant", constant_values=-np.inf)
     mp = _pad(motion, 1, "replicate")
     for dy in range(3):
         for dx in range(3):
@@ -340,28 +370,47 @@ def dilate_motion(motion: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def warp_bilinear(x: np.ndarray, motion: np.ndarray, s: int) -> np.ndarray:
-    """x [c, s*h, s*w] sampled at p + s * motion(block(p)), bilinear, pixel centres at +0.5; taps outside
-    the frame count as zero and the validity channel is 0 where the sample position lies outside."""
+def _cubic_weights(t: np.ndarray, a: float = -0.75) -> list[np.ndarray]:
+    """Cubic convolution (Keys, a = -0.75, as torch/ONNX bicubic) weights of the taps at -1, 0, 1, 2."""
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def warp_history(x: np.ndarray, motion: np.ndarray, s: int, mode: str = "bicubic") -> np.ndarray:
+    """x [c, s*h, s*w] sampled at P + s * motion(block(P)) (pixel P's centre at P + 0.5), as torch grid_sample
+    (align_corners=False, padding border: every tap index clamped into the frame), bicubic (a = -0.75) or
+    bilinear; -> [c + 1]: the warped x, then validity (1 where the sample position lies inside [0, W] x [0, H])."""
     c, H, W = x.shape
-    m = motion.repeat(s, 1).repeat(s, 2) * s
+    m = motion.repeat(s, 1).repeat(s, 2) * np.float32(s)
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
-    px, py = xs + m[0], ys + m[1]  # in index coordinates (centre of pixel i at i)
-    x0, y0 = np.floor(px), np.floor(py)
-    fx, fy = px - x0, py - y0
+    px, py = xs + 0.5 + m[0], ys + 0.5 + m[1]
+    valid = ((px >= 0) & (px <= W) & (py >= 0) & (py <= H)).astype(np.float32)
+    ix, iy = px - 0.5, py - 0.5
+    x0, y0 = np.floor(ix), np.floor(iy)
+    tx, ty = (ix - x0).astype(np.float32), (iy - y0).astype(np.float32)
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    if mode == "bicubic":
+        wx, wy, offs = _cubic_weights(tx), _cubic_weights(ty), (-1, 0, 1, 2)
+    else:
+        wx, wy, offs = [1 - tx, tx], [1 - ty, ty], (0, 1)
     out = np.zeros((c + 1, H, W), np.float32)
-    for oy, wy in ((0, 1 - fy), (1, fy)):
-        for ox, wx in ((0, 1 - fx), (1, fx)):
-            xi, yi = (x0 + ox).astype(np.int64), (y0 + oy).astype(np.int64)
-            ok = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
-            v = x[:, np.clip(yi, 0, H - 1), np.clip(xi, 0, W - 1)]
-            out[:c] += v * (wx * wy * ok)[None]
-    valid = (px >= -0.5) & (px <= W - 0.5) & (py >= -0.5) & (py <= H - 0.5)
-    out[c] = valid.astype(np.float32)
+    for j, oy in enumerate(offs):
+        yi = np.clip(y0 + oy, 0, H - 1)
+        row = np.zeros((c, H, W), np.float32)
+        for i, ox in enumerate(offs):
+            xi = np.clip(x0 + ox, 0, W - 1)
+            row += x[:, yi, xi] * wx[i][None]
+        out[:c] += row * wy[j][None]
+    out[c] = valid
     return out
 
 
-def neigh_stats3x3(x: np.ndarray) -> np.ndarray:
+def neigh_stats3x3(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
     c, h, w = x.shape
     p = _pad(x, 1, "replicate")
     acc = np.zeros_like(x)
@@ -372,7 +421,7 @@ def neigh_stats3x3(x: np.ndarray) -> np.ndarray:
             acc += v
             acc2 += v * v
     mean = acc / 9.0
-    std = np.sqrt(np.maximum(acc2 / 9.0 - mean * mean, 0.0))
+    std = np.sqrt(np.maximum(acc2 / 9.0 - mean * mean, 0.0) + np.float32(eps))
     return np.concatenate([mean, std], 0)
 
 
@@ -397,6 +446,23 @@ def apply_kernel3x3(kern: np.ndarray, x: np.ndarray, s: int) -> np.ndarray:
     return out.reshape(c * s * s, h, w)
 
 
+def tap_offsets(s: int) -> np.ndarray:
+    """[s*s, 9, 2]: 3x3 tap k's sample position (jitter 0) minus sub-pixel q's centre, low-res px (x, y)."""
+    e = np.zeros((s * s, 9, 2), np.float32)
+    for qy in range(s):
+        for qx in range(s):
+            for k in range(9):
+                dy, dx = k // 3 - 1, k % 3 - 1
+                e[qy * s + qx, k] = (dx + 0.5 - (qx + 0.5) / s, dy + 0.5 - (qy + 0.5) / s)
+    return e
+
+
+def sample_weight(jitter: np.ndarray, s: int, sigma: float) -> np.ndarray:
+    """[s*s, 1, 1]: sum over the 3x3 taps of exp(-|e_kq + jitter|^2 / (2 sigma^2)) (not normalised)."""
+    d = tap_offsets(s) + jitter.reshape(1, 1, 2).astype(np.float32)
+    return np.exp(-(d * d).sum(-1) / np.float32(2 * sigma * sigma)).sum(-1).reshape(s * s, 1, 1)
+
+
 def clamp_box(x: np.ndarray, stats: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """x [c*s*s] folded, stats [2c] (mean, std), gamma [1]: clamp to mean +- gamma * std per channel."""
     c = stats.shape[0] // 2
@@ -418,7 +484,12 @@ def run_op(op: dict, env: dict[str, np.ndarray], prog: dict) -> np.ndarray:
     elif kind == "add":
         y = ins[0] + ins[1]
     elif kind == "mul":
-        y = ins[0] * ins[1]
+        a, b = ins
+        y = a * np.tile(b, (a.shape[0] // b.shape[0], 1, 1))
+    elif kind == "broadcast":
+        t = prog["tensors"][op["out"]]
+        H, W = res_size(t["res"], *env["colour"].shape[1:], prog["scale"])
+        y = np.broadcast_to(ins[0], (ins[0].shape[0], H, W)).copy()
     elif kind == "where_reset":
         y = ins[1] if ins[0].reshape(-1)[0] > 0.5 else ins[2]
         if y is None:
@@ -446,6 +517,8 @@ def run_op(op: dict, env: dict[str, np.ndarray], prog: dict) -> np.ndarray:
         y = np.zeros((x.shape[0], s * s) + x.shape[1:], np.float32)
         y[:, off[1] * s + off[0]] = x
         y = y.reshape(-1, *x.shape[1:])
+    elif kind == "up_folded_jittered":
+        y = up_folded_jittered(ins[0], ins[1], op["s"])
     elif kind == "fold_warp":
         n = op["frames"]
         y = fold_warp(ins[:n], ins[n:2 * n], ins[2 * n:3 * n], ins[3 * n], op["s"])
@@ -457,18 +530,32 @@ def run_op(op: dict, env: dict[str, np.ndarray], prog: dict) -> np.ndarray:
         y = ins[0][op["start"]:op["start"] + op["count"]]
     elif kind == "dilate_motion":
         y = dilate_motion(ins[0], ins[1])
-    elif kind == "warp_bilinear":
-        y = warp_bilinear(ins[0], ins[1], op["s"])
+    elif kind == "warp_history":
+        y = warp_history(ins[0], ins[1], op["s"], op["mode"])
     elif kind == "neigh_stats3x3":
-        y = neigh_stats3x3(ins[0])
+        y = neigh_stats3x3(ins[0], op["eps"])
+    elif kind == "alpha_prior":
+        logit, acc, valid = ins
+        prior = -np.log(1.0 - np.clip(acc, 0.0, np.float32(op["hi"])))
+        y = 1.0 / (1.0 + np.exp(-(logit + prior))) * valid
     elif kind == "softmax_groups":
         y = softmax_groups(ins[0], op["groups"])
     elif kind == "apply_kernel3x3":
         y = apply_kernel3x3(ins[0], ins[1], op["s"])
     elif kind == "clamp_box":
         y = clamp_box(*ins)
+    elif kind == "sample_weight":
+        y = sample_weight(ins[0], op["s"], op["sigma"]) / np.float32(op["norm"])
+    elif kind == "alpha_weighted":
+        logit, acc, valid, wq = ins
+        prior = np.log(np.clip(acc, 0.0, 1.0) * np.float32(op["cap"]) + np.float32(1e-3)) - np.log(wq)
+        y = 1.0 / (1.0 + np.exp(-(logit + prior))) * valid
+    elif kind == "total_weight":
+        a, wq = ins
+        y = np.minimum(wq / (1.0 - a + np.float32(1e-4)), np.float32(op["cap"])) / np.float32(op["cap"])
     elif kind == "blend":
         a, x, z = ins
+        a = np.tile(a, (x.shape[0] // a.shape[0], 1, 1))
         y = a * x + (1.0 - a) * z
     else:  # validate() rejects unknown ops
         raise ProgramError(f"op {kind!r} not implemented")
