@@ -82,9 +82,11 @@ ERROR_PATTERN = re.compile(r"SCRIPT ERROR|Parse Error|Compile Error|Failed to lo
 
 
 def _run_bounded(argv: list[str], timeout: float, env: dict | None = None, cwd: str | None = None,
-                 echo: bool = False, fail_fast: bool = False) -> RunResult:
+                 echo: bool = False, fail_fast: bool = False, done_marker: str | None = None) -> RunResult:
     """Run argv in its own process group; on timeout kill the whole group (xvfb-run spawns Xvfb).
 
+    done_marker: a line containing it means the work is done: a Godot that has not exited 10 s later (some
+    scenes hang on quit under lavapipe) is ended and the run counts as exit 0.
     fail_fast: a GDScript error line ends the run a few seconds later (Godot often hangs after
     a script fails to load instead of exiting).
     """
@@ -98,6 +100,7 @@ def _run_bounded(argv: list[str], timeout: float, env: dict | None = None, cwd: 
     chunks: list[str] = []
     timed_out = False
     failed_at: float | None = None
+    done_at: float | None = None
 
     def kill(sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -113,6 +116,8 @@ def _run_bounded(argv: list[str], timeout: float, env: dict | None = None, cwd: 
                 break
             if failed_at is not None and now - failed_at > 3.0:
                 break
+            if done_at is not None and now - done_at > 10.0:
+                break
             if not sel.select(timeout=min(deadline - now, 0.5)):
                 if p.poll() is not None:  # exited; a child (Xvfb) may still hold the pipe open
                     break
@@ -126,7 +131,10 @@ def _run_bounded(argv: list[str], timeout: float, env: dict | None = None, cwd: 
                 sys.stdout.flush()
             if fail_fast and failed_at is None and ERROR_PATTERN.search(line):
                 failed_at = time.monotonic()
-        if timed_out or failed_at is not None:
+            if done_marker and done_at is None and done_marker in line:
+                done_at = time.monotonic()
+        hung_after_done = done_at is not None and not timed_out and failed_at is None and p.poll() is None
+        if timed_out or failed_at is not None or hung_after_done:
             kill(signal.SIGTERM)
             try:
                 p.wait(timeout=5)
@@ -146,7 +154,7 @@ def _run_bounded(argv: list[str], timeout: float, env: dict | None = None, cwd: 
         p.wait()
         raise
     kill(signal.SIGTERM)  # Xvfb may outlive a crashed godot inside xvfb-run: reap the group
-    rc = 124 if timed_out else p.returncode
+    rc = 124 if timed_out else (0 if hung_after_done else p.returncode)
     return RunResult(argv, rc, "".join(chunks), time.monotonic() - t0, timed_out)
 
 
@@ -188,7 +196,7 @@ class Godot:
         return g
 
     def run(self, args: list[str], timeout: float, display: bool = False, paths: list[str] | None = None,
-            echo: bool = False, fail_fast: bool = True) -> RunResult:
+            echo: bool = False, fail_fast: bool = True, done_marker: str | None = None) -> RunResult:
         """Run Godot, bounded by `timeout` seconds. `paths`: host paths Godot must see (chroot binds them)."""
         if self.kind == "chroot":
             assert self.root is not None
@@ -199,7 +207,8 @@ class Godot:
         if self.kind == "host":
             env.setdefault("XDG_RUNTIME_DIR", "/tmp/nss_godot_runtime")
             Path(env["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
-        return _run_bounded(self.argv(args, display), timeout, env=env, echo=echo, fail_fast=fail_fast)
+        return _run_bounded(self.argv(args, display), timeout, env=env, echo=echo, fail_fast=fail_fast,
+                            done_marker=done_marker)
 
     # convenience wrappers used by the CLI and tests
     def import_project(self, project: str | Path, timeout: float = 600, echo: bool = False) -> RunResult:

@@ -267,7 +267,8 @@ def run_method(godot, proj: Path, scene: str, method: str, out: Path, *, low, sc
     args = ["--audio-driver", "Dummy", "--fixed-fps", str(FIXED_FPS), "--resolution", f"{win[0]}x{win[1]}",
             "--windowed", scene, "--", *user]
     paths = [str(d.parent)] + ([camera[7:]] if camera.startswith("replay:") else [])
-    r = godot.run(["--path", str(proj), *args], timeout, display=True, paths=[str(proj), *paths])
+    r = godot.run(["--path", str(proj), *args], timeout, display=True, paths=[str(proj), *paths],
+                  done_marker="CMP_DONE")
     why = godot_failure(r, f"{scene} ({method})")
     if why:
         raise ToolError(why)
