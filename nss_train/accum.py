@@ -31,6 +31,7 @@ Op list and cost: `cost_table` (every op, FLOPs per output pixel); /tmp design n
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -39,15 +40,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nss_runtime.contract import COLOUR_TRANSFORM_MAX, DEPTH_REF, SCALES
+from nss_runtime.contract import DEPTH_REF, SCALES
+from nss_train.geometry import colour_forward, colour_inverse, depth_normalise
 
 PRESET = "accum"
 HIST_CHANNELS = 4  # Reinhard RGB + accumulation weight
 WARP_MODE = "bicubic"  # torch/ONNX cubic convolution, a = -0.75, 4x4 taps: bilinear blurs a moving history every frame
 
 
-class CheckpointError(ValueError):
-    """A checkpoint is not an accum checkpoint or does not match its config."""
+# the registry's error type, so fit / evaluate / export_onnx report accum checkpoint errors in one line too
+from nss_train.model import CheckpointError  # noqa: E402
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -101,20 +103,8 @@ class AccumConfig:
 
 # --- colour / depth (the contract's transforms, in torch) ------------------------------------
 
-def reinhard(x: torch.Tensor) -> torch.Tensor:
-    x = torch.clamp(x, min=0.0)
-    return x / (1.0 + x)
-
-
-def inverse_reinhard(y: torch.Tensor) -> torch.Tensor:
-    y = torch.clamp(y, 0.0, COLOUR_TRANSFORM_MAX)
-    return y / (1.0 - y)
-
-
-def depth_norm(d: torch.Tensor, ref: float = DEPTH_REF) -> torch.Tensor:
-    """1 near the camera, 0 at infinity; NaN -> 1 (treated as near: never a background that hides motion)."""
-    d = torch.where(torch.isnan(d), torch.zeros_like(d), torch.clamp(d, min=0.0))
-    return 1.0 / (1.0 + d / ref)
+# one definition for every preset: nss_train.geometry (depth_norm: 1 near, 0 at infinity, NaN -> 1)
+reinhard, inverse_reinhard, depth_norm = colour_forward, colour_inverse, depth_normalise
 
 
 # --- the geometric ops (each one GPU kernel; see the module docstring) -------------------------
@@ -194,10 +184,22 @@ def sample_weight(jitter: torch.Tensor, s: int, sigma: float) -> torch.Tensor:
     """How close this frame's jittered samples fall to each output sub-pixel: sum over the 3x3 taps of a
     Gaussian of the distance, normalised to mean 1 over uniform jitter. jitter [B,2] -> [B,Q] (per frame: the
     samples of every low-res pixel sit at the same offset)."""
-    g = (torch.arange(16, dtype=torch.float32) + 0.5) / 16 - 0.5
-    grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-    mean = float(_sample_weight_raw(grid, s, sigma).mean())
-    return _sample_weight_raw(jitter, s, sigma) / mean
+    return _sample_weight_raw(jitter, s, sigma) / _sample_weight_mean(s, sigma)
+
+
+@functools.lru_cache(maxsize=None)
+def _sample_weight_mean(s: int, sigma: float) -> float:
+    """The normaliser of sample_weight, in plain Python (a constant of the graph, not traced)."""
+    g = [(i + 0.5) / 16 - 0.5 for i in range(16)]
+    tot = 0.0
+    for jy in g:
+        for jx in g:
+            for qy in range(s):
+                for qx in range(s):
+                    for dy, dx in TAPS:
+                        ex, ey = dx + 0.5 - (qx + 0.5) / s + jx, dy + 0.5 - (qy + 0.5) / s + jy
+                        tot += math.exp(-(ex * ex + ey * ey) / (2 * sigma * sigma))
+    return tot / (len(g) ** 2 * s * s)
 
 
 def softmax_taps(logits: torch.Tensor) -> torch.Tensor:
