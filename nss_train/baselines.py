@@ -3,7 +3,8 @@
 All work in the Reinhard-mapped space (so HDR highlights do not ring or dominate
 the blend) and return linear RGB, like the model. All compensate the camera
 jitter (each low-res sample lies at pixel centre + jitter), so a jittered input is
-not penalised by a sub-pixel misalignment. Every upscaler has the streaming
+not penalised by a sub-pixel misalignment: the spatial ones resample ONCE, at the output pixels' positions
+among the jittered samples. Every upscaler has the streaming
 interface `step(colour, depth, motion, jitter, reset) -> rgb` on [B,C,h,w] tensors.
 """
 from __future__ import annotations
@@ -14,17 +15,25 @@ import torch.nn.functional as F
 from nss_train.geometry import colour_forward, colour_inverse, upsample_motion, warp
 
 
-def align_jitter(up: torch.Tensor, jitter: torch.Tensor, s: int) -> torch.Tensor:
-    """Resample an upsampled jittered frame onto the unjittered grid: out(p) = up(p - jitter * s)."""
-    B, _, H, W = up.shape
-    flow = (-jitter * s).view(B, 2, 1, 1).expand(B, 2, H, W)
-    return warp(up, flow, padding="border")
+def jittered_grid(jitter: torch.Tensor, h: int, w: int, s: int) -> torch.Tensor:
+    """grid_sample grid [B, s*h, s*w, 2] (align_corners=False) of the output pixel centres on a jittered low-res
+    frame, whose sample (i, j) lies at (i + 0.5 + jx, j + 0.5 + jy): low-res position (P + 0.5) / s - jitter."""
+    j = jitter.float()
+    B = j.shape[0]
+    xs = (torch.arange(w * s, device=j.device, dtype=torch.float32) + 0.5) / s
+    ys = (torch.arange(h * s, device=j.device, dtype=torch.float32) + 0.5) / s
+    gx = (xs[None, None, :] - j[:, 0, None, None]) * (2.0 / w) - 1.0
+    gy = (ys[None, :, None] - j[:, 1, None, None]) * (2.0 / h) - 1.0
+    return torch.stack([gx.expand(B, h * s, w * s), gy.expand(B, h * s, w * s)], -1)
 
 
 def upsample(colour: torch.Tensor, jitter: torch.Tensor, s: int, mode: str) -> torch.Tensor:
-    """Single-frame upsample in the mapped space -> mapped [B,3,sh,sw] in [0, 1]."""
-    up = F.interpolate(colour_forward(colour), scale_factor=s, mode=mode, align_corners=False)
-    return align_jitter(up, jitter, s).clamp(0, 1)
+    """Jitter-aligned single-frame upsample in the mapped space -> mapped [B,3,sh,sw] in [0, 1]: ONE bilinear or
+    bicubic resample at the output pixels' positions among the jittered samples (border-clamped; with jitter 0
+    it equals F.interpolate(..., align_corners=False))."""
+    m = colour_forward(colour)
+    grid = jittered_grid(jitter, m.shape[-2], m.shape[-1], s)
+    return F.grid_sample(m.float(), grid, mode=mode, padding_mode="border", align_corners=False).clamp(0, 1)
 
 
 class Spatial:

@@ -7,7 +7,8 @@ Every method runs in streaming order over each sequence (the model through its
 `step`, exactly as the runtime runs it; resets at cuts). Metrics are computed on
 display values (nss_train.losses.DISPLAY: Reinhard, sRGB curve, clipped [0, 1]):
 
-  PSNR, SSIM     against the high-res target;
+  PSNR, SSIM     against the high-res target; PSNR of the MEAN MSE over all frames (as fit's
+                 validation), per-frame PSNRs in the JSON and the plot;
   FLIP           NVIDIA FLIP (flip-evaluator, LDR mode, 67 ppd), lower is better;
   temporal       mean |(out_t - warp(out_t-1)) - (tgt_t - warp(tgt_t-1))|: flicker
                  the target does not have (warped with the target's own high-res
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from nss_train import baselines as B
 from nss_train import frames as FR
 from nss_train.frames import atomic_write_bytes
-from nss_train.losses import DISPLAY, psnr, ssim, to_display
+from nss_train.losses import DISPLAY, psnr_from_mse, ssim, to_display
 from nss_train.geometry import upsample_motion, warp
 from nss_train.model import CheckpointError, load_checkpoint
 
@@ -132,7 +133,8 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
 
     total = sum(min(FR.read_meta(q).frames, max_frames or 10**9) for q in seqs)
     bar = tqdm(total=total, desc="evaluate", unit="frame", dynamic_ncols=True)
-    per_frame: dict[str, dict[str, list]] = {n: {"psnr": [], "ssim": [], "flip": [], "temporal": []} for n in names}
+    per_frame: dict[str, dict[str, list]] = {n: {"psnr": [], "mse": [], "ssim": [], "flip": [], "temporal": []}
+                                             for n in names}
     frame_ids: list[str] = []
     seq_bounds: list[int] = []
     crop_files: list[str] = []
@@ -152,7 +154,9 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
                 o = to_display(up.step(d["colour"], d["depth"], d["motion"], d["jitter"], reset))[0]
                 outs[n] = o
                 pf = per_frame[n]
-                pf["psnr"].append(float(psnr(o[None], tgt[None])))
+                mse = float(((o - tgt) ** 2).mean())
+                pf["mse"].append(mse)
+                pf["psnr"].append(psnr_from_mse(mse))
                 pf["ssim"].append(float(ssim(o[None], tgt[None])))
                 pf["flip"].append(flip_error(tgt, o))
                 if cut or "target" not in prev:
@@ -175,13 +179,23 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
         return float(np.mean(v)) if v else None
 
     summary = {n: {k: mean(v) for k, v in per_frame[n].items()} for n in names}
+    for n in names:  # ONE PSNR definition (fit's too): the PSNR of the mean MSE over all frames, not a mean of PSNRs
+        summary[n]["psnr"] = psnr_from_mse(summary[n]["mse"])
+        summary[n]["psnr_mean_of_frames"] = mean(per_frame[n]["psnr"])
+    # the spread: the same PSNR per sequence (frames of one sequence are correlated; sequences less so)
+    bounds = seq_bounds + [len(frame_ids)]
+    per_sequence = [{"sequence": str(q), "frames": bounds[k + 1] - bounds[k],
+                     "psnr": {n: psnr_from_mse(float(np.mean(per_frame[n]["mse"][bounds[k]:bounds[k + 1]])))
+                              for n in names}} for k, q in enumerate(seqs)]
     result = {
         "model": model_path, "config": ckpt.get("config"), "step": ckpt.get("step"),
         "train_data": ckpt.get("data", {}).get("root"),
         "data": [str(q) for q in seqs], "frames": len(frame_ids), "scale": s,
         "display": DISPLAY, "flip": "flip-evaluator LDR, 67 ppd, mean over pixels",
+        "psnr": "10 log10(1 / mean over frames of the per-frame MSE) on display values",
+        "loss": ckpt.get("loss"),
         "temporal": "mean |(out_t - warp(out_t-1)) - (tgt_t - warp(tgt_t-1))| on display values",
-        "summary": summary, "per_frame": per_frame, "frame_ids": frame_ids,
+        "summary": summary, "per_sequence": per_sequence, "per_frame": per_frame, "frame_ids": frame_ids,
         "crops": crop_files, "seconds": time.time() - t_start,
     }
     if "model" in summary:
@@ -250,7 +264,8 @@ def markdown(r: dict) -> str:
     lines = [f"# Evaluation: {r['model'] or 'baselines'}", "",
              f"{r['frames']} frames of {len(r['data'])} held-out sequence(s), x{r['scale']}; "
              f"checkpoint step {r['step']}.", "",
-             f"Metrics on display values: {r['display']}. FLIP: {r['flip']}. Temporal: {r['temporal']}.", "",
+             f"Metrics on display values: {r['display']}. PSNR: {r['psnr']}. FLIP: {r['flip']}. "
+             f"Temporal: {r['temporal']}.", ""] + ([f"Trained with: {r['loss']}.", ""] if r.get("loss") else []) + [
              "| method | PSNR (dB) ↑ | SSIM ↑ | FLIP ↓ | temporal ↓ |", "|---|---|---|---|---|"]
     for n, m in r["summary"].items():
         t = "n/a" if m["temporal"] is None else f"{m['temporal']:.4f}"
@@ -258,6 +273,12 @@ def markdown(r: dict) -> str:
     if "model_vs" in r:
         lines += ["", "Model vs baselines: " + ", ".join(
             f"{b}: {v['psnr_gain_db']:+.2f} dB, FLIP x{v['flip_ratio']:.3f}" for b, v in r["model_vs"].items())]
+    if len(r.get("per_sequence", [])) > 1:
+        names = list(r["summary"])
+        lines += ["", "PSNR (dB) per sequence:", "", "| sequence | frames | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        lines += [f"| `{Path(q['sequence']).name}` | {q['frames']} | " + " | ".join(f"{q['psnr'][n]:.2f}" for n in names)
+                  + " |" for q in r["per_sequence"]]
     lines += ["", "Sequences: " + ", ".join(f"`{d}`" for d in r["data"]), ""]
     return "\n".join(lines)
 

@@ -12,8 +12,9 @@ it is cheap, and a U-Net at the INPUT resolution on folded (space-to-depth) tens
 5. a U-Net at the input resolution on concat(current frame's conv3x3 features, its folded zero-upsample, the
    weighted folded previous frames): 1x1 squeeze, conv3x3 | pool | 2 conv3x3 | up + skip as
    `up(1x1(x)) + 1x1(skip)` (a 1x1 fusion after a concat, without the concat), conv3x3 | conv3x3 to 3 s^2;
-6. plus the bilinear upsample of the current frame as the residual base, computed as a depthwise 3x3 conv in
-   the folded layout; one depth-to-space at the end.
+6. plus the residual base: the bilinear interpolation of the current frame's samples at their real, jittered
+   positions (`bilinear_up_folded_jittered`: two 3-tap passes in the folded layout); the U-Net's last layer is
+   zero-initialised, so an untrained model IS that base; one depth-to-space at the end.
 Nothing but the depth-to-space and the row lookups touches the output resolution.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nss_runtime.contract import DEPTH_REF, SCALES
-from nss_train.geometry import (accumulate_flows_lowres, bilinear_up_folded_kernel, fold_zero_upsampled,
+from nss_train.geometry import (accumulate_flows_lowres, bilinear_up_folded_jittered, fold_zero_upsampled,
                                 sample_nearest, warp_zero_upsampled_folded)
 from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv
 
@@ -109,10 +110,13 @@ class Fast(PrevFramesUpscaler):
         self.cfg = cfg
         s, N = cfg.scale, cfg.n_prev
         self.feat = FeatureExtractor(cfg.feat_channels)
-        self.register_buffer("up_kernel", bilinear_up_folded_kernel(s), persistent=False)
         self.reweight = Reweighting(4 * (N + 1), cfg.reweight_channels, N, cfg.reweight_max, True)
         cin = cfg.feat_channels[-1] + 4 * s * s + 4 * s * s * N
         self.recon = FastUNet(cin, 3 * s * s, cfg.unet_enc, cfg.unet_dec)
+        # the network predicts a residual over the jitter-aligned bilinear base: a zero last layer makes the
+        # untrained model exactly that base, so training starts at it, not below it
+        nn.init.zeros_(self.recon.out.weight)
+        nn.init.zeros_(self.recon.out.bias)
 
     def core(self, cur_rgbd, cur_jitter, prev_x, motions, prev_jitter) -> torch.Tensor:
         """cur_rgbd [B,4,h,w]; prev_x [B,N,4,h,w] previous RGB-D t-1..t-N; motions [B,N,2,h,w]: motion of frames
@@ -128,8 +132,9 @@ class Fast(PrevFramesUpscaler):
         cz_f = fold_zero_upsampled(cur_rgbd, cur_jitter, s)
         feats = self.feat.features(cur_rgbd)  # cz_f holds the RGB-D; 64 input channels at x2, no NCHWc padding
         y = self.recon(torch.cat([feats, cz_f, weighted], 1))
-        # the bilinear upsample as a fixed low-res depthwise conv: no high-res Resize/Add
-        y = y + F.conv2d(F.pad(cur_rgbd[:, :3], (1, 1, 1, 1), mode="replicate"), self.up_kernel, groups=3)
+        # the residual base: the bilinear interpolation of the current samples AT THEIR JITTERED POSITIONS,
+        # evaluated in the folded layout at the input resolution (no high-res Resize/Add)
+        y = y + bilinear_up_folded_jittered(cur_rgbd[:, :3], cur_jitter, s)
         return F.pixel_shuffle(y, s)
 
 

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from nss_runtime.contract import SCALES
 from nss_train import frames as FR
-from nss_train.losses import NSSLoss, srgb_encode, ssim, to_display
-from nss_train.geometry import colour_forward, colour_inverse
+from nss_train.losses import NSSLoss, psnr_from_mse, srgb_encode, ssim, to_display
+from nss_train.geometry import colour_inverse
 from nss_train.model import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
                              read_checkpoint, save_checkpoint)
 
@@ -130,10 +130,12 @@ def collate(items: list[dict], multiple: int = 1) -> dict:
     return out
 
 
-def bicubic(colour_lr: torch.Tensor, s: int) -> torch.Tensor:
-    """Bicubic upsample of linear colour (in the mapped space, so HDR highlights do not ring), -> linear."""
-    return colour_inverse(F.interpolate(colour_forward(colour_lr), scale_factor=s, mode="bicubic",
-                                        align_corners=False).clamp(0, 1))
+def bicubic(colour_lr: torch.Tensor, jitter: torch.Tensor, s: int) -> torch.Tensor:
+    """The validation baseline: jitter-aligned bicubic of linear colour (one bicubic resample at the output
+    pixels' positions among the jittered samples, in the mapped space so HDR highlights do not ring), -> linear.
+    The same function as nss_train.evaluate's bicubic baseline."""
+    from nss_train.baselines import upsample
+    return colour_inverse(upsample(colour_lr, jitter, s, "bicubic"))
 
 
 # --- distributed -------------------------------------------------------------------------
@@ -214,7 +216,7 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
             else:
                 out = model(b["colour"], b["depth"], b["motion"], b["jitter"]).float()
         target = b["target"][:, -1] if b["target"].dim() == 5 else b["target"]
-        tgt, bic = to_display(target), to_display(bicubic(b["colour"][:, -1], s))
+        tgt, bic = to_display(target), to_display(bicubic(b["colour"][:, -1], b["jitter"][:, -1], s))
         o = to_display(out)
         acc["mse"] += float(((o.clamp(0, 1) - tgt.clamp(0, 1)) ** 2).mean())
         acc["ssim"] += float(ssim(o, tgt))
@@ -225,7 +227,7 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
             sample = torch.cat([near, o, tgt], -1)[0].clamp(0, 1).cpu()  # input | output | target
     model.train()
     m = {k: v / len(idx) for k, v in acc.items()}
-    to_db = lambda mse: 10.0 * math.log10(1.0 / max(mse, 1e-12))  # noqa: E731
+    to_db = psnr_from_mse  # the PSNR of the mean MSE, as nss_train.evaluate reports it
     return {"psnr": to_db(m["mse"]), "ssim": m["ssim"], "bicubic_psnr": to_db(m["bicubic_mse"]),
             "bicubic_ssim": m["bicubic_ssim"], "image": sample}
 
@@ -375,7 +377,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
 
     def save(path, metrics):
         save_checkpoint(path, model, opt, step=step, rng=get_rng(), data=data_summary,
-                        metrics=metrics, extra={"train": asdict(cfg)})
+                        metrics=metrics, extra={"train": asdict(cfg), "loss": loss_fn.description})
 
     from tqdm import tqdm
 
@@ -416,7 +418,8 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
                 p_, t_ = pred[:, k:].float(), b["target"][:, k:]
                 loss, parts = loss_fn(srgb_encode(p_.flatten(0, 1)), to_display(t_.flatten(0, 1)))
             else:
-                loss, parts = loss_fn(pred.float(), colour_forward(b["target"]))
+                # in display space too (the sRGB curve of the Reinhard map: what PSNR/SSIM/FLIP measure)
+                loss, parts = loss_fn(srgb_encode(pred.float()), to_display(b["target"]))
             if not torch.isfinite(loss):
                 raise FitError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
             opt.zero_grad(set_to_none=True)

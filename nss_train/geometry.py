@@ -171,20 +171,6 @@ def warp_zero_upsampled_folded(x: torch.Tensor, jitter: torch.Tensor, flow: torc
     return (got * wt.reshape(B, 1, N * s * s * h * w)).reshape(B, C * N * s * s, h, w)
 
 
-def bilinear_up_folded_kernel(s: int, channels: int = 3) -> torch.Tensor:
-    """Depthwise 3x3 kernel [channels*s*s, 1, 3, 3] with pixel_shuffle(conv(pad_replicate(x)), s) ==
-    F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False): the upsample as a low-res conv."""
-    k1 = torch.zeros(s, 3, dtype=torch.float64)
-    for p in range(s):
-        t = (p + 0.5) / s - 0.5  # source offset of phase p from its cell centre, in (-0.5, 0.5)
-        if t >= 0:
-            k1[p, 1], k1[p, 2] = 1 - t, t
-        else:
-            k1[p, 0], k1[p, 1] = -t, 1 + t
-    k2 = k1[:, None, :, None] * k1[None, :, None, :]  # [s(py), s(px), 3, 3]
-    return k2.reshape(1, s * s, 3, 3).expand(channels, s * s, 3, 3).reshape(channels * s * s, 1, 3, 3).float()
-
-
 def bilinear_up_folded_jittered(x: torch.Tensor, jitter: torch.Tensor, s: int) -> torch.Tensor:
     """The jitter-aligned bilinear upsample, folded: [B,C,h,w] + jitter [B,2] -> [B, C*s*s, h, w] with
     pixel_shuffle(result, s)(P) = bilinear interpolation of x's samples (which lie at i + 0.5 + jitter) at output

@@ -1,7 +1,9 @@
 """Training loss (1 - SSIM + 0.1 * VGG-16 perceptual) and the image metrics shared by fit and evaluate.
 
-The loss works in the model's mapped space (Reinhard, [0, 1)). SSIM here is the
-plain SSIM in [-1, 1]; 1 - SSIM gets full weight (the seed halved it).
+fit applies the loss on DISPLAY values (the sRGB curve of the model's Reinhard-mapped
+output, `srgb_encode`), the space the metrics use, so dark regions weigh in training
+as much as they do in PSNR/SSIM/FLIP. SSIM here is the plain SSIM in [-1, 1]; 1 - SSIM
+gets full weight (the seed halved it).
 
 VGG-16 is written out below (no torchvision, nothing downloaded): its weights
 come from a local file in torchvision's layout (`features.N.weight/bias`, e.g.
@@ -9,7 +11,8 @@ vgg16-397923af.pth), given with --vgg-weights. Without one, training uses
 1 - SSIM + L1 and says so in the log.
 
 Metrics (PSNR, SSIM) are computed on DISPLAY values: Reinhard tone map, then the
-sRGB transfer curve, clipped to [0, 1] (`to_display`).
+sRGB transfer curve, clipped to [0, 1] (`to_display`). PSNR over several frames is
+the PSNR of their mean MSE (`psnr_from_mse`), everywhere.
 """
 from __future__ import annotations
 
@@ -71,10 +74,22 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduce: bool
     return s.mean() if reduce else s.flatten(1).mean(1)
 
 
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """THE PSNR of this project, for one image or many: 10 log10(range^2 / MSE), MSE the mean squared error over
+    all pixels of all images (frames, windows) it covers: the PSNR of the mean MSE, never a mean of per-frame
+    PSNRs (a frame where a method is exact would read ~120 dB and outweigh every other frame). MSE floored at
+    1e-12 (120 dB)."""
+    import math
+    return 10.0 * math.log10(data_range ** 2 / max(float(mse), 1e-12))
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduce: bool = True) -> torch.Tensor:
-    mse = ((x - y) ** 2).flatten(1).mean(1).clamp(min=1e-12)
-    p = 10 * torch.log10(data_range ** 2 / mse)
-    return p.mean() if reduce else p
+    """PSNR of [B,C,H,W] images: reduce=True gives the PSNR of the mean MSE over the batch (`psnr_from_mse`),
+    reduce=False one PSNR per image [B]."""
+    mse = ((x - y) ** 2).flatten(1).mean(1)
+    if reduce:
+        mse = mse.mean()
+    return 10 * torch.log10(data_range ** 2 / mse.clamp(min=1e-12))
 
 
 # --- VGG-16 --------------------------------------------------------------------------------
@@ -149,7 +164,7 @@ class VGG16Features(nn.Module):
 # --- the loss ---------------------------------------------------------------------------------
 
 class NSSLoss(nn.Module):
-    """1 - SSIM + 0.1 * perceptual(VGG-16) on mapped images; 1 - SSIM + L1 when no VGG weights are given."""
+    """1 - SSIM + 0.1 * perceptual(VGG-16); 1 - SSIM + L1 when no VGG weights are given (on display images)."""
 
     def __init__(self, vgg_weights: str | Path | None = None, perceptual_weight: float = 0.1,
                  l1_weight: float = 1.0):
@@ -164,8 +179,9 @@ class NSSLoss(nn.Module):
     @property
     def description(self) -> str:
         if self.vgg is None:
-            return f"1 - SSIM + {self.l1_weight:g} * L1 (mapped space; no VGG weights given)"
-        return f"1 - SSIM + {self.perceptual_weight:g} * VGG-16 perceptual (mapped space)"
+            return (f"1 - SSIM + {self.l1_weight:g} * L1 on display values (sRGB curve of the Reinhard map); "
+                    "no VGG weights given, so no perceptual term")
+        return f"1 - SSIM + {self.perceptual_weight:g} * VGG-16 perceptual on display values (sRGB curve of the Reinhard map)"
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         pred, target = pred.float(), target.float()

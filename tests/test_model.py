@@ -1,12 +1,14 @@
 """The network: geometry building blocks, shapes, forward/step equivalence, cost, checkpoints."""
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from nss_runtime import contract
-from nss_train.geometry import (accumulate_flows, bilinear_up_folded_kernel, colour_forward, colour_inverse,
-                                depth_normalise, fold_zero_upsampled, sample_nearest, upsample_motion, warp,
-                                warp_zero_upsampled_folded, zero_upsample)
+from nss_train.geometry import (accumulate_flows, accumulate_flows_lowres, bilinear_up_folded_jittered, colour_forward,
+                                colour_inverse, depth_normalise, fold_zero_upsampled, sample_nearest, upsample_motion,
+                                warp, warp_zero_upsampled_folded, zero_upsample)
 from nss_train.model import CheckpointError, build_model, load_checkpoint, preset_config, save_checkpoint
 
 ARCHS = ("fast", "nsrr")  # the N-previous-frames presets (accum has its own tests)
@@ -167,10 +169,15 @@ def test_gather_geometry_equals_the_grid_sample_reference(s):
     got = warp_zero_upsampled_folded(x[None], jit[None], flow[None], s, weight=wt[None])
     ref = ref.reshape(B, C, s * s, h, w).transpose(0, 1).reshape(1, C * B * s * s, h, w)
     assert (got - ref).abs().max() < 1e-4 and ref.abs().sum() > 0
-    up = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(
-        torch.nn.functional.pad(x[:, :3], (1, 1, 1, 1), mode="replicate"), bilinear_up_folded_kernel(s), groups=3), s)
-    ref_up = torch.nn.functional.interpolate(x[:, :3], scale_factor=s, mode="bilinear", align_corners=False)
+    # fast's residual base: ONE bilinear resample at the output pixels' positions among the JITTERED samples
+    from nss_train.baselines import jittered_grid
+    up = torch.nn.functional.pixel_shuffle(bilinear_up_folded_jittered(x[:, :3], jit, s), s)
+    ref_up = torch.nn.functional.grid_sample(x[:, :3], jittered_grid(jit, h, w, s), mode="bilinear",
+                                             padding_mode="border", align_corners=False)
     assert (up - ref_up).abs().max() < 1e-5
+    up0 = torch.nn.functional.pixel_shuffle(bilinear_up_folded_jittered(x[:, :3], torch.zeros_like(jit), s), s)
+    ref0 = torch.nn.functional.interpolate(x[:, :3], scale_factor=s, mode="bilinear", align_corners=False)
+    assert (up0 - ref0).abs().max() < 1e-5 and (up - ref0).abs().max() > 1e-2  # the jitter matters
     assert torch.equal(fold_zero_upsampled(x, jit, s), torch.nn.functional.pixel_unshuffle(zero_upsample(x, jit, s), s))
     # nearest lookup: integer flows move content exactly, border-clamped
     shift = torch.zeros(B, 2, h, w)
@@ -212,3 +219,51 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_checkpoint(p, expect=preset_config("fast", scale=4, n_prev=2))
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_accumulate_flows_lowres_chains_each_motion_at_the_accumulated_position():
+    """flow_k(p) = flow_{k-1}(p) + motion_k(nearest(p + flow_{k-1}(p))): each older motion is read where the
+    pixel WAS, not where it is (an unchained sum flows[-1] + motions[:, k] is wrong wherever motion varies)."""
+    h, w = 6, 9
+    g = torch.Generator().manual_seed(3)
+    motions = torch.randint(-2, 3, (1, 3, 2, h, w), generator=g).float()  # integer: nearest lookups are exact
+    got = accumulate_flows_lowres(motions)
+    exp = torch.zeros_like(got)
+    for y in range(h):
+        for x in range(w):
+            fx, fy = motions[0, 0, 0, y, x].item(), motions[0, 0, 1, y, x].item()
+            exp[0, 0, :, y, x] = torch.tensor([fx, fy])
+            for k in (1, 2):
+                u = min(max(int(x + fx), 0), w - 1)  # border-clamped
+                v = min(max(int(y + fy), 0), h - 1)
+                fx, fy = fx + motions[0, k, 0, v, u].item(), fy + motions[0, k, 1, v, u].item()
+                exp[0, k, :, y, x] = torch.tensor([fx, fy])
+    assert torch.equal(got, exp)
+    unchained = torch.cumsum(motions, 1)
+    assert not torch.equal(got, unchained)  # the test data can tell the two apart
+    # constant motion composes to k+1 times the motion
+    const = torch.tensor([0.75, -1.25]).view(1, 1, 2, 1, 1).expand(2, 4, 2, h, w)
+    assert torch.allclose(accumulate_flows_lowres(const)[:, 3], 4 * const[:, 0])
+
+
+def test_colour_transform_inverse_inverts_it():
+    x = torch.cat([torch.linspace(0, 1, 101), torch.logspace(0, math.log10(998.0), 200)])
+    assert torch.allclose(colour_inverse(colour_forward(x)), x, rtol=2e-4, atol=1e-6)
+    y = torch.linspace(0, contract.COLOUR_TRANSFORM_MAX, 500)
+    assert torch.allclose(colour_forward(colour_inverse(y)), y, atol=1e-6)
+    assert colour_inverse(colour_forward(torch.tensor([5000.0]))).item() == pytest.approx(999.0, rel=1e-3)  # clamp
+    assert colour_forward(torch.tensor([-1.0])).item() == 0.0
+
+
+def test_geometry_positions_stay_fp32_in_fp16_models():
+    """fp16 has 0.5-px steps above 1024 and 2-px steps above 2048: positions and indices must be computed in fp32
+    / int64 even when a model runs in fp16 (exported with --fp16), or the identity warp moves pixels."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 2, 1280, generator=g).half()
+    assert (warp(x, torch.zeros(1, 2, 2, 1280).half()).float() - x.float()).abs().max() < 2e-3
+    x = torch.rand(1, 3, 2, 2100, generator=g).half()
+    assert torch.equal(sample_nearest(x, torch.zeros(1, 2, 2, 2100).half()), x)
+    x = torch.rand(1, 1, 4, 2, 1280, generator=g).half()
+    jit = torch.tensor([[[0.25, -0.25]]]).half()
+    got = warp_zero_upsampled_folded(x, jit, torch.zeros(1, 1, 2, 2, 1280).half(), 2)
+    assert torch.equal(got, fold_zero_upsampled(x[:, 0], jit[:, 0], 2))
