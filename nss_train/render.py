@@ -64,6 +64,8 @@ class RenderConfig:
     cut_prob: float = 0.5  # built-ins of 8+ frames: chance of one camera cut
     bounces: int = 4
     progress: bool = True
+    denoise_high: bool = False  # OpenImageDenoise on the target (albedo + normal guided); low-res never
+    adaptive_threshold: float = 0.01  # target adaptive-sampling noise threshold (lower: closer to spp_high)
 
 
 @dataclass
@@ -287,6 +289,10 @@ class _Renderer:
         sc.render.resolution_x, sc.render.resolution_y = size
         cy = sc.cycles
         cy.samples = spp
+        cy.use_denoising = bool(cfg.denoise_high and not low)
+        if cy.use_denoising:
+            cy.denoiser = "OPENIMAGEDENOISE"
+            cy.denoising_input_passes = "RGB_ALBEDO_NORMAL"
         if low:
             cy.use_adaptive_sampling = False
             cy.pixel_filter_type = "BOX"
@@ -298,7 +304,7 @@ class _Renderer:
             cam.shift_y = shift[1] - jitter[1] / dim
         else:
             cy.use_adaptive_sampling = True
-            cy.adaptive_threshold = 0.01
+            cy.adaptive_threshold = cfg.adaptive_threshold
             cy.pixel_filter_type = "BLACKMAN_HARRIS"
             cy.filter_width = 1.5
         path = self.work / f"{'low' if low else 'high'}_{frame:05d}.exr"
@@ -408,14 +414,14 @@ def _sequence_meta(bpy, cfg: RenderConfig, numbers: list[int], desc: dict) -> F.
         jit.append(list(jitter_for(k)) if cfg.jitter else [0.0, 0.0])
     source = dict(desc, blender=bpy.app.version_string, engine="CYCLES", device=sc.cycles.device,
                   spp_low=cfg.spp_low, spp_high=cfg.spp_high, filter_low=cfg.filter_low,
-                  filter_high="blackman_harris_1.5px", denoise=False, jitter=cfg.jitter,
+                  filter_high="blackman_harris_1.5px", denoise=cfg.denoise_high, jitter=cfg.jitter,
                   frame_numbers=[numbers[0], numbers[-1]], bounces=cfg.bounces)
     return F.SequenceMeta(lowres=(w, h), scale=cfg.scale, frames=len(numbers), intrinsics=intr, jitter=jit,
                           cuts=cuts, source=source, target_has_depth_motion=cfg.target_extras)
 
 
 # meta fields that must match for a re-run to resume into an existing sequence directory
-_RESUME_KEYS = ("spp_low", "spp_high", "filter_low", "jitter", "seed", "scene", "bounces")
+_RESUME_KEYS = ("spp_low", "spp_high", "filter_low", "jitter", "seed", "scene", "bounces", "denoise")
 
 
 def _check_resume(seq_dir: Path, meta: F.SequenceMeta) -> None:
@@ -586,12 +592,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="low-res pixel filter: 1 px box, or point sampling at the (jittered) centre")
     p.add_argument("--no-target-extras", dest="target_extras", action="store_false",
                    help="do not store the target's depth and motion")
+    p.add_argument("--denoise-high", action="store_true",
+                   help="OpenImageDenoise (albedo+normal) on the targets: converged targets at fewer samples")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     a = p.parse_args(argv)
     cfg = RenderConfig(out=a.out, sequences=a.sequences, frames=a.frames, size=a.size, scale=a.scale,
                        spp_low=a.spp_low, spp_high=a.spp_high, jitter=a.jitter, seed=a.seed, blend=a.blend,
                        shard=a.shard, device=a.device, threads=a.threads, filter_low=a.filter_low,
-                       target_extras=a.target_extras, progress=a.progress)
+                       target_extras=a.target_extras, progress=a.progress, denoise_high=a.denoise_high)
     t0 = time.time()
     try:
         dirs = render(cfg)
