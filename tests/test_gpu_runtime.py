@@ -162,6 +162,7 @@ def test_node_gpu_mode_equals_onnxruntime_and_stays_on_the_gpu(godot, gpu_projec
     assert res["backend"], res
     assert res["readbacks_end"] == res["readbacks_phase1"], f"GPU mode read frames back: {res}"
     assert res["effect_readback_flag"] is False, res
+    assert res["runner_readbacks_end"] == res["runner_readbacks_phase1"] >= n, f"the runner read back: {res}"
     assert res["runs_phase2"] >= 3 and res["fresh_phase2"] >= 3, f"GPU mode stopped upscaling: {res}"
     assert res["texture_class"] == "Texture2DRD", res
     assert not [x for x in res["nodes"] if "Bridge" in x or "RuntimeClient" in x], res["nodes"]

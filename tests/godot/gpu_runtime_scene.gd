@@ -23,6 +23,7 @@ var written: int = 0
 var ticks: int = 0
 var phase: int = 1
 var readbacks_at_phase2: int = -1
+var runner_readbacks_at_phase2: int = -1
 var runs_at_phase2: int = -1
 var frames_phase2: int = 0
 var fresh_phase2: int = 0
@@ -139,6 +140,8 @@ func _on_frame(frame: NeuralSSFrame) -> void:
 		var eff := _effect()
 		readbacks_at_phase2 = eff.readbacks if eff != null else -1
 		runs_at_phase2 = _runner_frames(backend)
+		if backend != null and backend.get("runner") != null:
+			runner_readbacks_at_phase2 = (backend.get("runner") as NeuralSSGpuRunner).readbacks
 
 
 func _effect() -> NeuralSSCaptureEffect:
@@ -164,7 +167,8 @@ func _report(backend: Node) -> void:
 		"readbacks_phase1": readbacks_at_phase2,
 		"readbacks_end": eff.readbacks if eff != null else -1,
 		"effect_readback_flag": eff.readback if eff != null else true,
-		"runner_readbacks": runner.readbacks if runner != null else -1,
+		"runner_readbacks_phase1": runner_readbacks_at_phase2,
+		"runner_readbacks_end": runner.readbacks if runner != null else -1,
 		"runs_phase2": _runner_frames(backend) - runs_at_phase2,
 		"frames_phase2": frames_phase2, "fresh_phase2": fresh_phase2,
 		"texture_class": (tex as Object).get_class() if tex != null else "",

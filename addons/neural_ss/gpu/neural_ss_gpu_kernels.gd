@@ -101,6 +101,34 @@ void main() {
 }
 """
 
+# concat / slice / copy, one dispatch per input: channels [i1.y, i1.y + i1.z) of the input (binding 1)
+# go to channels [i1.x, i1.x + i1.z) of the output (binding 0, written as floats: no read-modify-write of
+# the vec4s other dispatches fill); z runs over ceil(i1.z / 4)
+const COPY_CHANNELS := """
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { float o_f[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+void main() {
+	ivec3 g = ivec3(gl_GlobalInvocationID);
+	if (g.x >= p.o.x || g.y >= p.o.y || 4 * g.z >= p.i1.z) {
+		return;
+	}
+	vec4 v = vec4(0.0);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.i1.z) break;
+		int src = p.i1.y + c;
+		v[r] = a_buf[OUT_IDX(src / 4, g.y, g.x)][src % 4];
+	}
+	v = act(v);
+	for (int r = 0; r < 4; r++) {
+		int c = 4 * g.z + r;
+		if (c >= p.i1.z) break;
+		int dst = p.i1.x + c;
+		o_f[OUT_IDX(dst / 4, g.y, g.x) * 4 + dst % 4] = v[r];
+	}
+}
+"""
+
 # i1 = channel counts of inputs 0..3 (0 = unused), i2.x = first channel read from input 0 (slice)
 const CONCAT := """
 layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
@@ -185,36 +213,42 @@ void main() {
 }
 """
 
-# conv2d, K x K, stride 1, same size. #define K, OCB (output vec4 groups per thread).
+# conv2d, K x K, stride 1, same size. #define K, OCB (output vec4 groups per thread), PX (pixels per thread,
+# 8 apart along x: a work group covers 8*PX x 8 pixels). Register blocking: every weight vec4 read is used
+# for PX pixels, every staged input for OCB*4 output channels.
 # Weights (binding 2): for each output group og, tap t, input group ci, input lane j: one vec4 of the
 # 4 output channels' weights, at p.i1.x + ((og * K*K + t) * cin4 + ci) * 4 + j; bias vec4 og at
 # p.i1.y + og (p.i1.y < 0: none). p.i1.z: padding 0 zeros, 1 replicate. Each work group stages an
-# (8 + K - 1)^2 tile of one input group in shared memory per step over the input groups.
+# (8*PX + K - 1) x (8 + K - 1) tile of one input group in shared memory per step over the input groups.
 const CONV := """
 layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer W { vec4 w[]; };
 #define R (K / 2)
-#define TW (8 + K - 1)
-shared vec4 tile[TW * TW];
+#define TWX (8 * PX + K - 1)
+#define TWY (8 + K - 1)
+shared vec4 tile[TWX * TWY];
 void main() {
-	ivec2 gx = ivec2(gl_GlobalInvocationID.xy);
 	ivec2 lx = ivec2(gl_LocalInvocationID.xy);
-	ivec2 org = ivec2(gl_WorkGroupID.xy) * 8 - R;
+	ivec2 base = ivec2(gl_WorkGroupID.xy) * ivec2(8 * PX, 8);
+	ivec2 org = base - R;
 	int og0 = int(gl_WorkGroupID.z) * OCB;
 	int W_ = p.a.x;
 	int H_ = p.a.y;
 	int cin4 = p.a.z;
 	int cout4 = p.o.z;
-	bool inside = gx.x < W_ && gx.y < H_;
-	vec4 acc[OCB];
+	int gy = base.y + lx.y;
+	vec4 acc[OCB][PX];
 	for (int o = 0; o < OCB; o++) {
-		acc[o] = (p.i1.y >= 0 && og0 + o < cout4) ? w[p.i1.y + og0 + o] : vec4(0.0);
+		vec4 b0 = (p.i1.y >= 0 && og0 + o < cout4) ? w[p.i1.y + og0 + o] : vec4(0.0);
+		for (int i = 0; i < PX; i++) {
+			acc[o][i] = b0;
+		}
 	}
 	int li = lx.y * 8 + lx.x;
 	for (int ci = 0; ci < cin4; ci++) {
-		for (int t = li; t < TW * TW; t += 64) {
-			ivec2 q = org + ivec2(t % TW, t / TW);
+		for (int t = li; t < TWX * TWY; t += 64) {
+			ivec2 q = org + ivec2(t % TWX, t / TWX);
 			vec4 v = vec4(0.0);
 			if (p.i1.z == 1) {
 				q = clamp(q, ivec2(0), ivec2(W_ - 1, H_ - 1));
@@ -225,27 +259,39 @@ void main() {
 			tile[t] = v;
 		}
 		barrier();
-		if (inside) {
-			for (int ky = 0; ky < K; ky++) {
-				for (int kx = 0; kx < K; kx++) {
-					vec4 v = tile[(lx.y + ky) * TW + lx.x + kx];
-					int tap = ky * K + kx;
-					for (int o = 0; o < OCB; o++) {
-						if (og0 + o < cout4) {
-							int b = p.i1.x + (((og0 + o) * K * K + tap) * cin4 + ci) * 4;
-							acc[o] += w[b] * v.x + w[b + 1] * v.y + w[b + 2] * v.z + w[b + 3] * v.w;
-						}
+		for (int ky = 0; ky < K; ky++) {
+			for (int kx = 0; kx < K; kx++) {
+				vec4 v[PX];
+				for (int i = 0; i < PX; i++) {
+					v[i] = tile[(lx.y + ky) * TWX + lx.x + 8 * i + kx];
+				}
+				int tap = ky * K + kx;
+				for (int o = 0; o < OCB; o++) {
+					if (og0 + o >= cout4) break;
+					int b = p.i1.x + (((og0 + o) * K * K + tap) * cin4 + ci) * 4;
+					vec4 w0 = w[b];
+					vec4 w1 = w[b + 1];
+					vec4 w2 = w[b + 2];
+					vec4 w3 = w[b + 3];
+					for (int i = 0; i < PX; i++) {
+						acc[o][i] += w0 * v[i].x + w1 * v[i].y + w2 * v[i].z + w3 * v[i].w;
 					}
 				}
 			}
 		}
 		barrier();
 	}
-	if (inside) {
+	if (gy < H_) {
 		for (int o = 0; o < OCB; o++) {
 			int og = og0 + o;
 			if (og < cout4) {
-				o_buf[(og * H_ + gx.y) * W_ + gx.x] = act(acc[o]) * lane_mask(og, p.o.w);
+				vec4 m = lane_mask(og, p.o.w);
+				for (int i = 0; i < PX; i++) {
+					int gx = base.x + lx.x + 8 * i;
+					if (gx < W_) {
+						o_buf[(og * H_ + gy) * W_ + gx] = act(acc[o][i]) * m;
+					}
+				}
 			}
 		}
 	}
@@ -706,7 +752,8 @@ void main() {
 
 static func source(kernel: String, defines: Dictionary = {}) -> String:
 	var body: String = {
-		"input": INPUT, "output": OUTPUT, "map": MAP, "concat": CONCAT, "binary": BINARY,
+		"input": INPUT, "output": OUTPUT, "map": MAP, "concat": CONCAT, "copy_channels": COPY_CHANNELS,
+		"binary": BINARY,
 		"gather_nearest": GATHER_NEAREST, "conv2d": CONV, "pool2": POOL2, "upsample2": UPSAMPLE2,
 		"fold_onehot": FOLD_ONEHOT, "fold_warp": FOLD_WARP, "depth_to_space": DEPTH_TO_SPACE,
 		"space_to_depth": SPACE_TO_DEPTH, "up_folded_jittered": UP_FOLDED_JITTERED, "broadcast": BROADCAST,

@@ -13,6 +13,7 @@ extends RefCounted
 const FORMAT := "nss-gpu-program"
 const VERSION := 1
 const OCB := 2  # conv2d: output vec4 groups (8 channels) per thread
+const PX := 4  # conv2d: pixels per thread (register blocking: each weight read serves PX pixels)
 const PUSH_BYTES := 96
 
 ## Set when the program could not be loaded or the GPU could not run it (one line).
@@ -357,19 +358,18 @@ func _add_op_steps(op: Dictionary, index: int) -> bool:
 			return _step(kernel, kernel, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, i1, z0, f0),
 					_groups(od, od[2]), label)
 		"concat", "slice":
-			if ins.size() > 4:
-				error = "GPU runtime: concat of %d inputs (at most 4) in %s" % [ins.size(), out]
-				return false
-			var counts := [0, 0, 0, 0]
-			var b := [_bufs[out]]
-			for k in 4:
-				if k < ins.size():
-					counts[k] = int(_tensors[ins[k]]["c"])
-					b.append(_bufs[ins[k]])
-				else:
-					b.append(_dummy)
-			var i2 := [int(op.get("start", 0)), 0, 0, 0]
-			return _step("concat", "concat", {}, b, _push(od, ad, counts, i2, f0), _groups(od, od[2]), label)
+			# one copy per input into its channel range of the output (no limit on the number of inputs)
+			var off := 0
+			for k in ins.size():
+				var start := int(op.get("start", 0)) if kind == "slice" else 0
+				var count := int(op.get("count", 0)) if kind == "slice" else int(_tensors[ins[k]]["c"])
+				var kd := _dims(str(ins[k]))
+				if not _step("copy_channels", "copy_channels", {}, [_bufs[out], _bufs[ins[k]]],
+						_push(od, kd, [off, start, count, 0], z0, f0), _groups(od, ceili(count / 4.0)),
+						"%s[%d]" % [label, k] if ins.size() > 1 else label):
+					return false
+				off += count
+			return true
 		"add", "mul", "blend", "where_reset":
 			var mode: int = {"add": 0, "mul": 1, "blend": 2, "where_reset": 3}[kind]
 			var b := [_bufs[out]]
@@ -452,8 +452,9 @@ func _add_op_steps(op: Dictionary, index: int) -> bool:
 			var k := int(op["k"])
 			var key := "conv2d_k%d" % k
 			var i1 := [int(op["_woff"]), int(op["_boff"]), 1 if str(op["pad"]) == "replicate" else 0, 0]
-			return _step(key, "conv2d", {"K": k, "OCB": OCB}, [_bufs[out], _bufs[ins[0]], _wbuf],
-					_push(od, ad, i1, z0, f0), _groups(od, ceili(od[2] / float(OCB))), label)
+			var groups := Vector3i(ceili(od[0] / (8.0 * PX)), ceili(od[1] / 8.0), ceili(od[2] / float(OCB)))
+			return _step(key, "conv2d", {"K": k, "OCB": OCB, "PX": PX}, [_bufs[out], _bufs[ins[0]], _wbuf],
+					_push(od, ad, i1, z0, f0), groups, label)
 	error = "GPU runtime: op %s not implemented" % kind
 	return false
 
