@@ -603,28 +603,34 @@ void main() {
 }
 """
 
-# softmax over each group of i1.x consecutive channels
+# softmax over each group of i1.x (<= 32) consecutive channels: one thread per pixel and group (z), the
+# group read once, written as floats
 const SOFTMAX_GROUPS := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
+layout(std430, set = 0, binding = 0) restrict writeonly buffer O { float o_f[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
-float at(int c) {
-	return a_buf[OUT_IDX(c / 4, int(gl_GlobalInvocationID.y), int(gl_GlobalInvocationID.x))][c % 4];
-}
 void main() {
-	GUARD
+	ivec3 g = ivec3(gl_GlobalInvocationID);
 	int n = p.i1.x;
-	vec4 v = vec4(0.0);
-	for (int r = 0; r < 4; r++) {
-		int c = 4 * g.z + r;
-		if (c >= p.o.w) break;
-		int c0 = (c / n) * n;
-		float mx = at(c0);
-		for (int k = 1; k < n; k++) mx = max(mx, at(c0 + k));
-		float sum = 0.0;
-		for (int k = 0; k < n; k++) sum += exp(at(c0 + k) - mx);
-		v[r] = exp(at(c) - mx) / sum;
+	if (g.x >= p.o.x || g.y >= p.o.y || g.z * n >= p.o.w) {
+		return;
 	}
-	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
+	int c0 = g.z * n;
+	float v[32];
+	float mx = -3.0e38;
+	for (int k = 0; k < n; k++) {
+		int c = c0 + k;
+		v[k] = a_buf[OUT_IDX(c / 4, g.y, g.x)][c % 4];
+		mx = max(mx, v[k]);
+	}
+	float sum = 0.0;
+	for (int k = 0; k < n; k++) {
+		v[k] = exp(v[k] - mx);
+		sum += v[k];
+	}
+	for (int k = 0; k < n; k++) {
+		int c = c0 + k;
+		o_f[OUT_IDX(c / 4, g.y, g.x) * 4 + c % 4] = act(vec4(v[k] / sum)).x;
+	}
 }
 """
 

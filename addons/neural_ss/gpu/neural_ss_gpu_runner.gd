@@ -425,8 +425,11 @@ func _add_op_steps(op: Dictionary, index: int) -> bool:
 					_groups(od, od[2]), label)
 		"softmax_groups":
 			var n := int(_tensors[ins[0]]["c"]) / int(op["groups"])
+			if n > 32:
+				error = "GPU runtime: softmax over groups of %d channels (at most 32) in %s" % [n, out]
+				return false
 			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, [n, 0, 0, 0], z0, f0),
-					_groups(od, od[2]), label)
+					_groups(od, int(op["groups"])), label)
 		"clamp_box":
 			var c := int(_tensors[ins[1]]["c"]) / 2
 			var i1 := [int(_tensors[ins[0]]["c"]) / c, c, 0, 0]
