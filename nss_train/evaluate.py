@@ -277,7 +277,7 @@ def markdown(r: dict) -> str:
         names = list(r["summary"])
         lines += ["", "PSNR (dB) per sequence:", "", "| sequence | frames | " + " | ".join(names) + " |",
                   "|---|---|" + "---|" * len(names)]
-        lines += [f"| `{Path(q['sequence']).name}` | {q['frames']} | " + " | ".join(f"{q['psnr'][n]:.2f}" for n in names)
+        lines += [f"| `{Path(q['sequence']).parent.name}/{Path(q['sequence']).name}` | {q['frames']} | " + " | ".join(f"{q['psnr'][n]:.2f}" for n in names)
                   + " |" for q in r["per_sequence"]]
     lines += ["", "Sequences: " + ", ".join(f"`{d}`" for d in r["data"]), ""]
     return "\n".join(lines)
