@@ -3,10 +3,13 @@ extends Node3D
 ## Base of every evaluation level: frame-locked scene time and small builders for meshes and
 ## materials.
 ##
-## Scene time advances only by the engine's process delta, so with `--fixed-fps F` frame n
-## (0-based, counting drawn frames) shows time t = n / F * Engine.time_scale, identical in every
-## run, and `--time-scale 4` makes everything move 4x faster. No wall clock, and every random
-## choice comes from a RandomNumberGenerator with a fixed seed.
+## Scene time is locked to the frame: it advances only by the engine's process delta, and this
+## project sets physics/common/physics_jitter_fix = 0, so under `--fixed-fps F` (as the comparison
+## tool and the tests run it) every delta is exactly 1 / F * Engine.time_scale (with the default
+## jitter fix Godot nudges the first few deltas to align physics ticks). Frame n (0-based,
+## counting this scene's drawn frames) shows t = n / F * time_scale in every run, and
+## `--time-scale 4` makes everything move 4x faster. No wall clock, and every random choice comes
+## from a RandomNumberGenerator with a fixed seed.
 ##
 ## A level overrides `_build()` (make the world once) and `_animate(t)` (pose everything at
 ## time t; it must depend on t only, never on the previous frame).
