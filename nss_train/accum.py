@@ -27,7 +27,7 @@ running-mean accumulation capped at `alpha_cap`, a Gaussian reconstruction kerne
 sub-pixel given the jitter (logits linear in the jitter, so the head's initial weights express it exactly),
 variance-box rectification with gamma = `gamma_init`, no residual. Training only has to improve on that.
 
-Op list and cost: `cost_table` (every op, FLOPs per output pixel); /tmp design notes in docs/model.md.
+Op list and cost: `cost_table` (every op, FLOPs per output pixel); design, figures and ablations: docs/accum.md.
 """
 from __future__ import annotations
 
