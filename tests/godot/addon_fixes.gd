@@ -209,7 +209,7 @@ func _mipbias() -> void:
 	var t0 := Time.get_ticks_msec()
 	var n := 0
 	var client: NeuralSSRuntimeClient
-	while Time.get_ticks_msec() - t0 < 8000:  # until it has retried twice (backoff 0.25 s, 0.5 s)
+	while Time.get_ticks_msec() - t0 < 60000:  # until it has retried twice (backoff 0.25 s, 0.5 s)
 		await process_frame
 		n += 1
 		client = _find_client(ns)
