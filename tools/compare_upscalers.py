@@ -209,6 +209,8 @@ def prepare_project(project: Path, dest: Path, project_text: str, addon: Path = 
         text = config_set(text, "editor_plugins", "enabled",
                           "PackedStringArray(" + ", ".join(f'"{i}"' for i in items) + ")")
     text = config_set(text, "autoload", "NSSCompareHarness", f'"*{HARNESS_RES}"')
+    # with Godot's default physics jitter fix (0.5) the first process deltas under --fixed-fps are not 1/fps
+    text = config_set(text, "physics", "common/physics_jitter_fix", "0.0")
     (proj / "project.godot").write_text(text)
     return proj
 
