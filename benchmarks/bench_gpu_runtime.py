@@ -139,9 +139,9 @@ def main(argv=None) -> int:
     ap.add_argument("--low", default="320x180")
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=3, help="passes over the sequence (the first is warm-up)")
-    ap.add_argument("--models", default="default,accum",
-                    help="comma list: 'default' (the addon's default model), 'accum' (models/accum_x2.onnx if "
-                         "present, else a freshly initialised accum x2), or .onnx paths")
+    ap.add_argument("--models", default="fast,default",
+                    help="comma list: 'fast' (models/fast_x2_godot.onnx), 'default' (the addon's default model), "
+                         "'accum' (models/accum_x2.onnx if present, else a freshly initialised accum x2), or .onnx paths")
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.low.lower().split("x"))
     from nss_train.godot import ensure
@@ -152,7 +152,9 @@ def main(argv=None) -> int:
         proj = project(godot, tmp)
         rows = []
         for m in [x.strip() for x in a.models.split(",") if x.strip()]:
-            if m == "default":
+            if m == "fast":
+                onnx, label = ROOT / "models/fast_x2_godot.onnx", "fast_x2_godot"
+            elif m == "default":
                 onnx, label = ROOT / "addons/neural_ss/models/default_x2.onnx", "default_x2"
             elif m == "accum":
                 onnx = ROOT / "models" / "accum_x2.onnx"
