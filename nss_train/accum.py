@@ -18,14 +18,16 @@ them. `accum` does that, and a small network at the INPUT resolution decides per
                            resid   small residual (zero at init)
       6. apply           cur = kern * colour ; H_rect = clamp(H_w, box) ; a = alpha * valid * (1 - reset)
                          O = a * H_rect + (1 - a) * cur + resid
-      7. new history     H = (O, a) at the output resolution; rgb = inverse Reinhard of O
+      7. new history     H = (O, T) at the output resolution; rgb = inverse Reinhard of O
 
-History H has 4 channels at s*h x s*w: the output in Reinhard space, and the blend weight `a` that was used
-(the accumulation state: a running mean of n samples has a = (n-1)/n, and the next frame's prior blend
-weight is 1 / (2 - a), i.e. (n)/(n+1)). So the untrained network is already a jitter-aware TAA upsampler:
-running-mean accumulation capped at `alpha_cap`, a Gaussian reconstruction kernel centred on each output
-sub-pixel given the jitter (logits linear in the jitter, so the head's initial weights express it exactly),
-variance-box rectification with gamma = `gamma_init`, no residual. Training only has to improve on that.
+History H has 4 channels at s*h x s*w: the output in Reinhard space, and the accumulated sample weight T
+(FSR2's accumulation state, stored as T / weight_cap). This frame's samples weigh w_q at sub-pixel q (a
+Gaussian of their distance to it, from the jitter: `sample_weight`); the prior blend weight is T / (T + w_q)
+(a running mean when w is constant), the network corrects its logit, and the new T is w_q / (1 - a). So the
+untrained network is already a jitter-aware TAA upsampler: weighted accumulation capped at `weight_cap`, a
+Gaussian reconstruction kernel centred on each output sub-pixel given the jitter (logits linear in the jitter,
+so the head's initial weights express it exactly), variance-box rectification with gamma = `gamma_init`, no
+residual. Training only has to improve on that. (`weighted=False`: the plain running mean, channel 4 = a.)
 
 Op list and cost: `cost_table` (every op, FLOPs per output pixel); design, figures and ablations: docs/accum.md.
 """
