@@ -26,7 +26,7 @@ for p in (ROOT, ROOT / "addons" / "neural_ss" / "runtime"):
 
 from nss_train import frames as FR  # noqa: E402
 from nss_train.baselines import upsample  # noqa: E402
-from nss_train.geometry import colour_forward, colour_inverse  # noqa: E402
+from nss_train.geometry import colour_inverse  # noqa: E402
 from nss_train.losses import psnr_from_mse, ssim, to_display  # noqa: E402
 
 VARIANTS = {"full": {}, "history off": {"use_history": False}, "jitter off": {"use_jitter": False},
