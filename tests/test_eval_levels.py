@@ -63,7 +63,7 @@ def level_runs(godot, tmp_path_factory):
         r = godot.run(["--path", str(proj), "--fixed-fps", "30", "-s", "res://_probe.gd", "--",
                        f"--scenes={','.join(SCENES)}", f"--frames={FRAMES}", "--size=160x90",
                        f"--shots={out}", f"--shot-frames={','.join(map(str, SHOTS))}"],
-                      timeout=240, display=True, paths=[str(proj)])
+                      timeout=900, display=True, paths=[str(proj)])
         outputs.append(_check(r, f"PROBE_DONE scenes={len(SCENES)}"))
         for scene in SCENES:
             name = Path(scene).stem
@@ -82,7 +82,7 @@ def test_time_scale_speeds_up_the_level(level_runs, godot):
     out.mkdir()
     r = godot.run(["--path", str(proj), "--fixed-fps", "30", "--time-scale", "2", "-s", "res://_probe.gd", "--",
                    f"--scenes={SCENES[0]}", "--frames=3", "--size=160x90", f"--shots={out}", "--shot-frames=2"],
-                  timeout=240, display=True, paths=[str(proj)])
+                  timeout=900, display=True, paths=[str(proj)])
     _check(r, "PROBE_DONE scenes=1")
     name = Path(SCENES[0]).stem
     fast2 = np.asarray(Image.open(out / f"{name}_2.png").convert("RGB")).astype(int)
