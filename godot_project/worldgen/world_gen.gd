@@ -116,7 +116,7 @@ func _build(k: int) -> void:
 	var n_build := rng.randi_range(2, 7)
 	for i in n_build:
 		_building()
-	var n_props := rng.randi_range(10, 28)
+	var n_props := rng.randi_range(16, 40)
 	for i in n_props:
 		_prop()
 	for i in rng.randi_range(1, 3):
@@ -333,7 +333,7 @@ func _wire(a: Vector3, b: Vector3, r: float, mat: Material, parent: Node3D = nul
 
 func _building() -> void:
 	var size := Vector3(rng.randf_range(2, 12), rng.randf_range(2, 14), rng.randf_range(0.3, 8))
-	var pos := _rand_pos(9, 32)
+	var pos := _rand_pos(7, 26)
 	pos.y = size.y * 0.5
 	var b := _box(size, pos, _material("textured"))
 	b.rotation.y = rng.randf() * TAU
@@ -386,7 +386,7 @@ func _prop() -> void:
 			m.size = Vector2(rng.randf_range(0.5, 2.5), rng.randf_range(0.5, 2.0)) * s
 			mi.mesh = m
 	mi.material_override = _material()
-	var pos := _rand_pos(0, 16)
+	var pos := _rand_pos(0, 12)
 	pos.y = rng.randf_range(0.0, 1.0) * s + (rng.randf_range(0.5, 4.0) if rng.randf() < 0.3 else 0.4 * s)
 	mi.position = pos
 	mi.rotation = Vector3(rng.randf_range(-0.4, 0.4), rng.randf() * TAU, rng.randf_range(-0.4, 0.4))
@@ -482,9 +482,10 @@ func _thin_material() -> BaseMaterial3D:
 
 
 func _line_ends() -> Array[Vector3]:
-	var a := _rand_pos(2, 16)
-	var dir := Vector3(cos(rng.randf() * TAU), 0.0, sin(rng.randf() * TAU)).normalized()
-	return [a, a + dir * rng.randf_range(6.0, 24.0)]
+	var a := _rand_pos(1, 12)
+	var ang := rng.randf() * TAU
+	var half := Vector3(cos(ang), 0.0, sin(ang)) * rng.randf_range(3.0, 12.0)
+	return [a - half, a + half]
 
 
 func _power_line() -> void:
@@ -762,6 +763,7 @@ func _camera_path() -> void:
 	camera.near = 0.05
 	camera.far = 250.0
 	var length := frames / fps * time_scale
+	description["length_s"] = length
 	var cuts: Array[float] = [0.0]
 	if rng.randf() < 0.35 and frames >= 8:
 		for c in rng.randi_range(1, 2):
@@ -771,9 +773,10 @@ func _camera_path() -> void:
 	for t0 in cuts:
 		var mode: String = CAMERA_MODES[rng.randi() % CAMERA_MODES.size()]
 		modes.append(mode)
-		var focus := _rand_pos(0, 10) + Vector3(0, rng.randf_range(0.3, 2.5), 0)
-		var pos := focus + _rand_pos(3, 14) + Vector3(0, rng.randf_range(0.3, 5.0), 0)
-		var dir := Vector3(rng.randf_range(-1, 1), 0.0, rng.randf_range(-1, 1)).normalized()
+		# the camera looks into the populated middle of the world (objects lie within ~12 units)
+		var focus := _rand_pos(0, 7) + Vector3(0, rng.randf_range(0.3, 2.5), 0)
+		var pos := focus + _rand_pos(2.5, 12) + Vector3(0, rng.randf_range(0.3, 4.0), 0)
+		var dir := Vector3(focus.x - pos.x, 0.0, focus.z - pos.z).normalized()
 		var speed := 0.0
 		match mode:
 			"slow":
@@ -813,17 +816,19 @@ func _camera_pose(seg: Dictionary, t: float) -> Transform3D:
 		"slow":
 			eye = pos + dir * speed * t
 			target = focus + Vector3(sin(0.3 * t), 0.0, cos(0.3 * t)) * 0.5
-		"fast":
-			eye = pos + dir * speed * t
-			target = eye + (dir.rotated(Vector3.UP, 0.6 * sin(w * t)) + Vector3(0, -0.1, 0)) * 10.0
+		"fast":  # flies through the middle of the world half-way through the sequence
+			var length: float = description["length_s"]
+			eye = focus - dir * speed * length * 0.5 + Vector3(0, pos.y - focus.y, 0) + dir * speed * t
+			target = eye + (dir.rotated(Vector3.UP, 0.5 * sin(w * t)) + Vector3(0, -0.15, 0)) * 10.0
 		"orbit":
 			var a: float = seg["ph"] + w * 1.5 * t
 			var r: float = seg["radius"]
 			eye = focus + Vector3(cos(a) * r, seg["height"], sin(a) * r)
-		"strafe":
+		"strafe":  # sideways past the focus, looking at the world's middle
+			var length: float = description["length_s"]
 			var side := dir.cross(Vector3.UP)
-			eye = pos + side * speed * t
-			target = eye + dir * 10.0 + Vector3(0, -0.5, 0)
+			eye = pos + side * speed * (t - 0.5 * length)
+			target = eye + (focus - pos)
 		"pan":
 			var f0 := (focus - pos)
 			f0.y = 0.0
