@@ -386,14 +386,23 @@ def tiny_config(preset: str, scale: int, n_prev: int = 2):
 
 
 def export_tiny(out: Path, preset: str = "fast", scale: int = 2, n_prev: int = 2, fp16: bool = False,
-                seed: int = 0):
-    """Export a freshly initialised tiny model to `out`; returns (torch model, metadata)."""
+                seed: int = 0, fill_zero_init: bool = False):
+    """Export a freshly initialised tiny model to `out`; returns (torch model, metadata).
+
+    fill_zero_init: give the parameters a model initialises to zero (e.g. fast's last layer, which makes an
+    untrained model exactly its bilinear base) small seeded random values, so that every input, the history
+    included, changes the output (tests of parity and of the history need that)."""
     import torch
     from nss_train.model import build_model
 
     torch.manual_seed(seed)
     cfg = tiny_config(preset, scale, n_prev)
     model = build_model(cfg).eval()
+    if fill_zero_init:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.numel() and not p.any():
+                    p.copy_(0.05 * torch.randn_like(p))
     meta = export(model, cfg, Path(out), fp16=fp16, meta_extra={"training": {"init": "tiny random (tests)"}})
     return model, meta
 

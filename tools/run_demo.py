@@ -1,6 +1,6 @@
 """Run the Godot demo end to end with the neural upscaler and show what it does.
 
-    python tools/run_demo.py [--model models/fast_x2_godot.onnx] [--frames 8] [--low 320x180] [--out out/demo]
+    python tools/run_demo.py [--model addons/neural_ss/models/default_x2.onnx] [--frames 8] [--low 320x180] [--out out/demo]
 
 1. gets a Godot 4 (tools/godot_env.py: $GODOT / PATH, else the cached Debian-sid chroot),
 2. starts the runtime (`python -m nss_runtime.server`) with the shipped model on 127.0.0.1,
@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addons" / "neural_ss" / "runtime"))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from nss_train.upscaler_compare import Runtime, ToolError, box_down, psnr  # noqa: E402,F401 (Runtime: tests use R.Runtime)
+from nss_train.upscaler_compare import Runtime, ToolError, box_down, mse, psnr, psnr_of_mean_mse  # noqa: E402,F401 (Runtime: tests use R.Runtime)
 from nss_train.upscaler_compare import srgb_encode as srgb  # noqa: E402
 PROJECT = ROOT / "godot_project"
-DEFAULT_MODEL = ROOT / "models" / "fast_x2_godot.onnx"
+DEFAULT_MODEL = ROOT / "addons" / "neural_ss" / "models" / "default_x2.onnx"  # the addon's default (neural_ss/model_path)
 
 
 DemoError = ToolError  # one-line reason the demo could not run (the runtime process: nss_train.upscaler_compare)
@@ -138,12 +138,14 @@ def compare_gpu_with_ort(out: Path, model: str, warmup: int) -> dict:
         ref_ss = nat_raw[i].shape[1] // ort.shape[1]
         ref = srgb(box_down(nat_raw[i], ref_ss))
         rows.append({"frame": i, "psnr_gpu": psnr(srgb(neural[i]), ref), "psnr_ort": psnr(srgb(ort), ref),
+                     "mse_gpu": mse(srgb(neural[i]), ref), "mse_ort": mse(srgb(ort), ref),
                      "max_display_diff": float(np.abs(srgb(neural[i]) - srgb(ort)).max())})
     if not rows:
         raise DemoError("no frame to compare the GPU runtime with ONNX Runtime on")
     res = {"what": "ONNX Runtime (nss_runtime.Session, CPU) on the same captured frames, replayed from frame 0",
-           "frames": len(rows), "psnr_gpu_mean": float(np.mean([r["psnr_gpu"] for r in rows])),
-           "psnr_ort_mean": float(np.mean([r["psnr_ort"] for r in rows])),
+           "frames": len(rows), "psnr_definition": "PSNR of the mean MSE over the frames",
+           "psnr_gpu_mean": psnr_of_mean_mse([r["mse_gpu"] for r in rows]),
+           "psnr_ort_mean": psnr_of_mean_mse([r["mse_ort"] for r in rows]),
            "max_display_diff": max(r["max_display_diff"] for r in rows), "per_frame": rows}
     res["gpu_minus_ort_db"] = res["psnr_gpu_mean"] - res["psnr_ort_mean"]
     path = out / "report.json"
@@ -211,15 +213,17 @@ def compare(out: Path, scale: int, min_frame: int = 0) -> dict:
     for i in common:
         ref = srgb(nat[i])
         rows.append({"frame": i, "psnr_neural": psnr(srgb(neural[i]), ref),
-                     "psnr_bilinear": psnr(srgb(bilinear_up(low[i], scale)), ref)})
+                     "psnr_bilinear": psnr(srgb(bilinear_up(low[i], scale)), ref),
+                     "mse_neural": mse(srgb(neural[i]), ref), "mse_bilinear": mse(srgb(bilinear_up(low[i], scale)), ref)})
     med = lambda k: float(np.median([t[k] for t in timings]))  # noqa: E731
     stages = {k: round(med(k + "_ms"), 3) for k in ("capture", "transfer", "inference", "runtime", "present",
                                                      "frame")}
     report = {
         "frames": len(common), "model": timings[0]["model"], "provider": timings[0]["provider"],
         "reference": f"native render at {ref_ss}x{ref_ss} samples per output pixel (box filter)",
-        "psnr_neural_mean": float(np.mean([r["psnr_neural"] for r in rows])),
-        "psnr_bilinear_mean": float(np.mean([r["psnr_bilinear"] for r in rows])),
+        "psnr_definition": "PSNR of the mean MSE over the frames",
+        "psnr_neural_mean": psnr_of_mean_mse([r["mse_neural"] for r in rows]),
+        "psnr_bilinear_mean": psnr_of_mean_mse([r["mse_bilinear"] for r in rows]),
         "per_frame": rows, "stage_ms_median": stages,
         "bridge_overhead_ms_median": round(float(np.median([t["capture_ms"] + t["transfer_ms"] + t["present_ms"]
                                                             for t in timings])), 3),

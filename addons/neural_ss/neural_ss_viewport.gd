@@ -43,6 +43,9 @@ const MODE_NAMES := ["native", "bilinear", "neural"]
 ## of pixel (i, j) lies at (i + 0.5 + jx, j + 0.5 + jy)) and motion stays jitter-free. Perspective
 ## and frustum cameras; ignored while use_taa is on (TAA jitters by itself) and in NATIVE mode.
 @export var jitter: bool = false
+## Set by the runtime (GPU backend or bridge) when the loaded model was trained on jittered frames:
+## jitters like [member jitter], but only in NEURAL mode (a jittered frame shown by BILINEAR would shake).
+var jitter_for_model: bool = false
 ## Length of the Halton(2,3) jitter sequence (frame_index modulo this).
 @export_range(1, 64) var jitter_samples: int = 8
 ## Automatic camera cut when the camera jumps further than this in one frame (scene units)...
@@ -410,12 +413,20 @@ static func jitter_offset(index: int, samples: int) -> Vector2:
 	return Vector2(halton(k, 2) - 0.5, halton(k, 3) - 0.5)
 
 
+## True while low-res frames are rendered with the raw sub-pixel jitter: [member jitter] (any mode
+## but NATIVE), or [member jitter_for_model] in NEURAL mode; never with TAA (it jitters by itself).
+func jitter_active() -> bool:
+	if use_taa or mode == Mode.NATIVE:
+		return false
+	return jitter or (jitter_for_model and mode == Mode.NEURAL)
+
+
 # Off-axis projection: a frustum whose near-plane window is shifted by the jitter. Pixel (i, j)
 # then samples (i + 0.5 + jx, j + 0.5 + jy): the window moves right by jx pixels (x right) and
 # down by jy pixels (frustum_offset.y points up).
 func _apply_jitter(src: Camera3D) -> void:
 	current_jitter = Vector2.ZERO
-	if not jitter or use_taa or mode == Mode.NATIVE or _low_size.x <= 0 or _low_size.y <= 0:
+	if not jitter_active() or _low_size.x <= 0 or _low_size.y <= 0:
 		return
 	var extent := 0.0  # near-plane window size along the keep_aspect axis
 	match src.projection:
@@ -464,7 +475,7 @@ func _feed_effect() -> void:
 	])
 	var t := scene_time if scene_time >= 0.0 else Time.get_ticks_msec() / 1000.0
 	var info := {"index": frame_index, "cut": cut, "time": t, "fov_y_deg": _cam.fov}
-	if jitter and not use_taa:
+	if jitter_active():
 		info["jitter"] = current_jitter
 	_effect.set_frame_params(p, info)
 	_prev_xform = xf

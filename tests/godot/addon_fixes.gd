@@ -325,6 +325,6 @@ func _jitter() -> void:
 				ready_at = jitters.size()
 			if ready_at >= 0 and jitters.size() >= ready_at + 6:
 				break
-		results[name] = {"ready": ready_at >= 0, "node_jitter": ns.jitter,
+		results[name] = {"ready": ready_at >= 0, "node_jitter": ns.jitter_active(),
 				"jitter_after_ready": jitters.slice(maxi(ready_at, 0) + 2), "model": client.model_info}
 		await _remove_addon()

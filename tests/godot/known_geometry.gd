@@ -83,6 +83,7 @@ func _initialize() -> void:
 		root.add_child(label)
 
 	ns = NeuralSSViewport.new()
+	ns.mode = NeuralSSViewport.Mode.BILINEAR  # the capture is under test, not a model (NEURAL would jitter for one)
 	ns.scale_factor = scale
 	ns.use_taa = args.get("taa", "0") == "1"
 	ns.cut_distance = 1.0

@@ -36,7 +36,6 @@ var _record_log: FileAccess
 var _record_frames: FileAccess
 var _stop_file: String = ""
 var _scale_warned := false
-var _jitter_by_model := false  # this bridge switched the node's jitter on because the model wants it
 
 
 func _ready() -> void:
@@ -129,18 +128,12 @@ func _process(_delta: float) -> void:
 
 
 # A model trained on jittered frames (metadata "jitter": true, e.g. accum) gets them: the node's raw
-# sub-pixel jitter is switched on while such a model is connected (and off again for one that does not
-# want it, unless the game had switched it on itself).
+# sub-pixel jitter for the model (NeuralSSViewport.jitter_for_model, NEURAL mode only) follows the
+# connected model; the game's own `jitter` setting is left alone.
 func _on_client_state(state: NeuralSSRuntimeClient.State, _message: String) -> void:
-	if state != NeuralSSRuntimeClient.State.READY or not "jitter" in viewport:
+	if state != NeuralSSRuntimeClient.State.READY or not "jitter_for_model" in viewport:
 		return
-	var wants := bool(client.model_info.get("jitter", false))
-	if wants and not bool(viewport.get("jitter")):
-		viewport.set("jitter", true)
-		_jitter_by_model = true
-	elif not wants and _jitter_by_model:
-		viewport.set("jitter", false)
-		_jitter_by_model = false
+	viewport.set("jitter_for_model", bool(client.model_info.get("jitter", false)))
 
 
 func _on_frame(frame: NeuralSSFrame) -> void:

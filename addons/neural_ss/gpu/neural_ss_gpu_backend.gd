@@ -95,8 +95,8 @@ func _ready() -> void:
 	if runner == null:
 		return
 	runner.profile = opts.has("nss-gpu-profile")
-	if runner.wants_jitter and "jitter" in viewport:
-		viewport.set("jitter", true)  # a temporal model accumulates jittered samples
+	if runner.wants_jitter and "jitter_for_model" in viewport:
+		viewport.set("jitter_for_model", true)  # a temporal model accumulates jittered samples (NEURAL mode)
 	if opts.has("nss-record"):
 		_record_dir = str(opts["nss-record"])
 		DirAccess.make_dir_recursive_absolute(_record_dir)
