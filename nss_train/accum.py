@@ -456,16 +456,11 @@ def save_checkpoint(path, model: Accum, **kw) -> None:
 
 
 def load_checkpoint(path) -> tuple[Accum, AccumConfig, dict]:
-    from nss_train.model import read_checkpoint
-    ckpt = read_checkpoint(path)
-    cfg = AccumConfig.from_dict(ckpt["config"], where=f"{path}: config")
-    model = Accum(cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(f"{path}: weights do not match its config ({' '.join(first[:2])[:300]})") from None
-    model.eval()
+    """nss_train.model.load_checkpoint, checked to hold an accum model."""
+    from nss_train.model import load_checkpoint as load_any
+    model, cfg, ckpt = load_any(path)
+    if not isinstance(model, Accum):
+        raise CheckpointError(f"{path}: preset {cfg.name!r}; expected an 'accum' checkpoint")
     return model, cfg, ckpt
 
 
