@@ -356,19 +356,11 @@ func _error(msg: String) -> void:
 	get_tree().quit(3)
 
 
+# The harness's own user arguments (--cmp-*), parsed by the addon's one user-argument parser.
 static func _user_args() -> Dictionary:
 	var out := {}
-	var a := OS.get_cmdline_user_args()
-	var i := 0
-	while i < a.size():
-		if a[i].begins_with("--cmp-"):
-			var kv := a[i].substr(2).split("=", true, 1)
-			if kv.size() > 1:
-				out[kv[0]] = kv[1]
-			elif i + 1 < a.size() and not a[i + 1].begins_with("--"):
-				out[kv[0]] = a[i + 1]
-				i += 1
-			else:
-				out[kv[0]] = "1"
-		i += 1
+	var all := NeuralSSSettings.user_args()
+	for k: String in all:
+		if k.begins_with("cmp-"):
+			out[k] = all[k]
 	return out
