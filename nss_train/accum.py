@@ -16,7 +16,8 @@ them. `accum` does that, and a small network at the INPUT resolution decides per
                            kern    3x3 reconstruction kernel over the current samples (softmax over the taps)
                            gamma   box scale: history clamped to mean +- gamma * std (softplus)
                            resid   small residual (zero at init)
-      6. apply           cur = kern * colour ; H_rect = clamp(H_w, box) ; a = alpha * valid * (1 - reset)
+                           sharp   signed 3x3 kernel added to kern (zero at init): negative lobes sharpen
+      6. apply           cur = (kern + sharp) * colour ; H_rect = clamp(H_w, box) ; a = alpha * valid * (1 - reset)
                          O = a * H_rect + (1 - a) * cur + resid
       7. new history     H = (O, T) at the output resolution; rgb = inverse Reinhard of O
 
@@ -64,6 +65,7 @@ class AccumConfig:
     mid: int = 32  # width after the one pool
     dec: int = 16  # decoder width (the head reads it)
     residual: bool = True  # zero-initialised residual head
+    sharpen: bool = True  # zero-initialised signed 3x3 kernel added to the softmax one (negative lobes: sharpening)
     kernel_sigma: float = 0.35  # initial reconstruction kernel: Gaussian, sigma in low-res px (bilinear ~ 0.41)
     alpha_cap: float = 0.95  # cap of the running-mean prior (about 20 frames of memory)
     weighted: bool = True  # accumulate with per-sub-pixel sample weights (distance of the jittered samples)
@@ -237,11 +239,12 @@ class AccumNet(nn.Module):
         super().__init__()
         s = cfg.scale
         self.n_alpha, self.n_kern, self.n_resid = s * s, 9 * s * s, (3 * s * s if cfg.residual else 0)
+        self.n_sharp = 9 * s * s if cfg.sharpen else 0
         self.e1 = nn.Conv2d(cin, cfg.enc, 3, padding=1)
         self.e2 = nn.Conv2d(cfg.enc, cfg.mid, 3, padding=1)
         self.e3 = nn.Conv2d(cfg.mid, cfg.mid, 3, padding=1)
         self.d1 = nn.Conv2d(cfg.mid + cfg.enc, cfg.dec, 3, padding=1)
-        self.head = nn.Conv2d(cfg.dec + 2, self.n_alpha + self.n_kern + 1 + self.n_resid, 1)
+        self.head = nn.Conv2d(cfg.dec + 2, self.n_alpha + self.n_kern + 1 + self.n_resid + self.n_sharp, 1)
         self.cfg = cfg
         with torch.no_grad():  # the TAA-upsampler start (module docstring)
             self.head.weight.zero_()
@@ -263,8 +266,10 @@ class AccumNet(nn.Module):
         alpha_logit = o[:, :a]
         kern_logit = o[:, a:a + k]
         gamma = F.softplus(o[:, a + k:a + k + g])
-        resid = o[:, a + k + g:] if self.n_resid else None
-        return alpha_logit, kern_logit, gamma, resid
+        r0 = a + k + g
+        resid = o[:, r0:r0 + self.n_resid] if self.n_resid else None
+        sharp = o[:, r0 + self.n_resid:] if self.n_sharp else None
+        return alpha_logit, kern_logit, gamma, resid, sharp
 
 
 class Accum(nn.Module):
@@ -313,10 +318,12 @@ class Accum(nn.Module):
         # 5. the network
         jit = jitter[:, :, None, None].expand(B, 2, h, w)
         x = torch.cat([y, dn, jit, hw_f, valid_f, m.abs(), mean, std], 1)
-        alpha_logit, kern_logit, gamma, resid = self.net(x, jit)
+        alpha_logit, kern_logit, gamma, resid, sharp = self.net(x, jit)
         Q = s * s
         # 6. apply: current estimate per sub-pixel, rectified history, blend
         kern = softmax_taps(kern_logit.reshape(B, Q, 9, h, w))
+        if sharp is not None:  # softmax (positive, sums to 1) + a signed kernel: negative lobes can sharpen
+            kern = kern + sharp.reshape(B, Q, 9, h, w)
         cur = apply_kernel3x3(y, kern)  # [B,3,Q,h,w]
         h_rgb = hw_f[:, : 3 * Q].reshape(B, 3, Q, h, w)
         h_acc = hw_f[:, 3 * Q:]  # [B,Q,h,w] accumulation weight a of the previous frame
@@ -403,7 +410,7 @@ def cost_table(cfg: AccumConfig, h: int = 180, w: int = 320) -> list[tuple[str, 
     n_lr = h * w
     n_out = n_lr * Q
     cin = 3 + 1 + 2 + HIST_CHANNELS * Q + Q + 2 + 6
-    head_out = Q + 9 * Q + 1 + (3 * Q if cfg.residual else 0)
+    head_out = Q + 9 * Q + 1 + (3 * Q if cfg.residual else 0) + (9 * Q if cfg.sharpen else 0)
 
     def conv(ci, co, k, n):  # MACs + bias add + relu
         return n * co * (2 * ci * k * k + 2)
@@ -425,6 +432,7 @@ def cost_table(cfg: AccumConfig, h: int = 180, w: int = 320) -> list[tuple[str, 
         ("head conv 1x1", n_lr * head_out * (2 * (cfg.dec + 2) + 1)),
         ("softplus (gamma)", n_lr * 3),
         ("softmax over 9 taps per sub-pixel", n_out * (9 * 3 + 9)),
+        *([("signed kernel: softmax + sharp (add)", n_out * 9)] if cfg.sharpen else []),
         ("apply_kernel3x3: 9 taps x 3 ch", n_out * 3 * 9 * 2),
         ("box lo/hi + clamp history", n_lr * 3 * 4 + n_out * 3 * 2),
         ("alpha: prior (clamp, log) + sigmoid + validity", n_out * (2 + 2 + 4 + 1)),

@@ -55,6 +55,10 @@ def accum_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
     kern_logit = b.op("slice", [head], "kern_logit", nk, start=na, count=nk)
     gamma = b.op("slice", [head], "gamma", 1, start=na + nk, count=1, act="softplus")
     kern = b.op("softmax_groups", [kern_logit], "kern", groups=Q)
+    if getattr(net, "n_sharp", 0):  # the signed kernel added to the softmax one (Accum.step_mapped)
+        r0 = na + nk + 1 + net.n_resid
+        sharp = b.op("slice", [head], "kern_sharp", nk, start=r0, count=nk)
+        kern = b.op("add", [kern, sharp], "kern_signed")
     cur = b.op("apply_kernel3x3", [kern, y], "cur", 3 * Q, s=s)
     h_rgb = b.op("slice", [hw_f], "h_rgb", 3 * Q, start=0, count=3 * Q)
     h_acc = b.op("slice", [hw_f], "h_acc", Q, start=3 * Q, count=Q)

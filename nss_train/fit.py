@@ -366,7 +366,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
         log.info("model %s x%d, %s params, %.0f FLOPs/output px; data %s: %d train windows (%d seq), "
-                 "%d val windows (%d seq); loss %s; device %s%s", cfg.preset, scale, f"{param_count(model):,}",
+                 "%d val windows (%d seq); loss %s; device %s%s", model.cfg.name, scale, f"{param_count(model):,}",
                  model.flops_per_output_pixel(), ", ".join(cfg.data), len(train_ds), len(train_dirs), len(val_ds),
                  len(val_dirs), loss_fn.description, device, f", DDP x{d.world}" if d.world > 1 else "")
         if recurrent:

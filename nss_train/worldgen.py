@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
              "seed": "world seed of train/", "val_seed": "world seed of val/ (must differ from --seed)",
              "ss": "target supersampling per axis (rendered at scale*ss, box-filtered)",
              "msaa": "target MSAA (0, 2, 4, 8)", "chunk": "sequences per Godot run",
-             "shard": "I/N: only chunks with number % N == I", "low": "low-res (input) size WxH"}
+             "shard": "I/N: only chunks with number %% N == I", "low": "low-res (input) size WxH"}
     for name, val in vars(d).items():
         ap.add_argument("--" + name.replace("_", "-"), type=type(val), default=val, help=helps.get(name, " "))
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars (progress lines stay)")

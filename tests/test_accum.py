@@ -173,6 +173,31 @@ def test_rectification_rejects_stale_history(model):
     assert p[6] > 35.0, p
 
 
+def test_signed_kernel_reaches_the_output():
+    """The signed kernel is added to the softmax one: head biases making it an unsharp mask (centre +4k, the 4
+    edge taps -k) make a single reset frame of a step edge overshoot the edge's two levels, which no positive
+    normalised kernel can; all-zero signed weights (the initialisation) leave the output unchanged."""
+    torch.manual_seed(0)
+    m = A.Accum(A.AccumConfig()).eval()
+    net = m.net
+    assert net.n_sharp == 9 * 4
+    c = torch.full((1, 3, 8, 8), 0.2)
+    c[..., 4:] = 0.6
+    args = (torch.ones(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.zeros(1, 2), torch.ones(1), *m.init_history(1, 8, 8))
+    with torch.no_grad():
+        plain, _ = m.step(c, *args)
+        r0 = net.n_alpha + net.n_kern + 1 + net.n_resid
+        k = 0.15
+        for q in range(4):
+            for t, (dy, dx) in enumerate(A.TAPS):
+                v = 4 * k if (dy, dx) == (0, 0) else (-k if abs(dy) + abs(dx) == 1 else 0.0)
+                net.head.bias[r0 + q * 9 + t] = v
+        sharp, _ = m.step(c, *args)
+    lo, hi = float(plain.min()), float(plain.max())
+    assert lo >= 0.2 - 1e-4 and hi <= 0.6 + 1e-4  # softmax kernel: a convex combination
+    assert float(sharp.max()) > 0.6 + 0.02 and float(sharp.min()) < 0.2 - 0.02, (float(sharp.min()), float(sharp.max()))
+
+
 # --- geometry wiring --------------------------------------------------------------------------------
 
 def test_dilate_motion_takes_the_closest_neighbour():
