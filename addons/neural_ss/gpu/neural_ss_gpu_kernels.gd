@@ -63,9 +63,11 @@ vec4 lane_mask(int c4, int C) {
 #define GUARD ivec3 g = ivec3(gl_GlobalInvocationID); if (g.x >= p.o.x || g.y >= p.o.y || g.z >= p.o.z) { return; }
 """
 
-# --- kernels (body after HEADER; each a full main) ------------------------------------------------
+# --- kernels: [storage buffers, body]; source() puts HEADER and the buffers' declarations first ---
+# Buffer i is declared at binding i: buffer 0 is the writeonly output, the others readonly inputs; elements
+# are vec4 unless the name says "float NAME". input and output (images) declare their own bindings.
 
-const INPUT := """
+const INPUT := [[], """
 layout(rgba32f, set = 0, binding = 0) uniform restrict readonly image2D rgbd_in;
 layout(rg32f, set = 0, binding = 1) uniform restrict readonly image2D motion_in;
 layout(std430, set = 0, binding = 2) restrict writeonly buffer C { vec4 colour[]; };
@@ -80,33 +82,29 @@ void main() {
 	depth[i] = vec4(c.a, 0.0, 0.0, 0.0);
 	motion[i] = vec4(m, 0.0, 0.0);
 }
-"""
+"""]
 
-const OUTPUT := """
+const OUTPUT := [[], """
 layout(rgba32f, set = 0, binding = 0) uniform restrict writeonly image2D img;
 layout(std430, set = 0, binding = 1) restrict readonly buffer X { vec4 x[]; };
 void main() {
 	GUARD
 	imageStore(img, g.xy, vec4(x[OUT_IDX(0, g.y, g.x)].rgb, 1.0));
 }
-"""
+"""]
 
-const MAP := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const MAP := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	int i = OUT_IDX(g.z, g.y, g.x);
 	o_buf[i] = act(a_buf[i]) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # concat / slice / copy, one dispatch per input: channels [i1.y, i1.y + i1.z) of the input (binding 1)
 # go to channels [i1.x, i1.x + i1.z) of the output (binding 0, written as floats: no read-modify-write of
 # the vec4s other dispatches fill); z runs over ceil(i1.z / 4)
-const COPY_CHANNELS := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { float o_f[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const COPY_CHANNELS := [["float o_f", "a_buf"], """
 void main() {
 	ivec3 g = ivec3(gl_GlobalInvocationID);
 	if (g.x >= p.o.x || g.y >= p.o.y || 4 * g.z >= p.i1.z) {
@@ -127,15 +125,10 @@ void main() {
 		o_f[OUT_IDX(dst / 4, g.y, g.x) * 4 + dst % 4] = v[r];
 	}
 }
-"""
+"""]
 
 # i1 = channel counts of inputs 0..3 (0 = unused), i2.x = first channel read from input 0 (slice)
-const CONCAT := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 in0[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 in1[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 in2[]; };
-layout(std430, set = 0, binding = 4) restrict readonly buffer D { vec4 in3[]; };
+const CONCAT := [["o_buf", "in0", "in1", "in2", "in3"], """
 float fetch(int k, int c, int y, int x) {
 	int i = OUT_IDX(c / 4, y, x);
 	int l = c % 4;
@@ -160,15 +153,11 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # i1.x: 0 add, 1 mul (b may have 1 channel: broadcast), 2 blend a * x + (1 - a) * y (a broadcast when
 # it has 1 channel), 3 where_reset (binding 3 = reset; i1.y = 1 when the "if reset" input is zeros)
-const BINARY := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 b_buf[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 c_buf[]; };
+const BINARY := [["o_buf", "a_buf", "b_buf", "c_buf"], """
 void main() {
 	GUARD
 	int i = OUT_IDX(g.z, g.y, g.x);
@@ -198,12 +187,9 @@ void main() {
 	}
 	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
-const GATHER_NEAREST := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer F { vec4 flow[]; };
+const GATHER_NEAREST := [["o_buf", "x_buf", "flow"], """
 void main() {
 	GUARD
 	vec2 f = flow[OUT_IDX(0, g.y, g.x)].xy;
@@ -211,7 +197,7 @@ void main() {
 	int v = clamp(int(roundEven(float(g.y) + f.y)), 0, p.o.y - 1);
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(x_buf[OUT_IDX(g.z, v, u)]) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # conv2d, K x K, stride 1, same size. #define K, OCB (output vec4 groups per thread), PX (pixels per thread,
 # 8 apart along x: a work group covers 8*PX x 8 pixels). Register blocking: every weight vec4 read is used
@@ -220,10 +206,7 @@ void main() {
 # 4 output channels' weights, at p.i1.x + ((og * K*K + t) * cin4 + ci) * 4 + j; bias vec4 og at
 # p.i1.y + og (p.i1.y < 0: none). p.i1.z: padding 0 zeros, 1 replicate. Each work group stages an
 # (8*PX + K - 1) x (8 + K - 1) tile of one input group in shared memory per step over the input groups.
-const CONV := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer W { vec4 w[]; };
+const CONV := [["o_buf", "x_buf", "w"], """
 #define R (K / 2)
 #define TWX (8 * PX + K - 1)
 #define TWY (8 + K - 1)
@@ -296,12 +279,10 @@ void main() {
 		}
 	}
 }
-"""
+"""]
 
 # i1.x: 0 max, 1 average
-const POOL2 := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const POOL2 := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	vec4 v00 = a_buf[IN_IDX(g.z, 2 * g.y, 2 * g.x)];
@@ -311,12 +292,10 @@ void main() {
 	vec4 v = p.i1.x == 0 ? max(max(v00, v01), max(v10, v11)) : (v00 + v01 + v10 + v11) * 0.25;
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # 2x; i1.x: 0 bilinear (align_corners = False, like torch), 1 nearest
-const UPSAMPLE2 := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const UPSAMPLE2 := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	vec4 v;
@@ -333,13 +312,10 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # i1.x = s. Output channel c*s*s + q is x[c] where q is the jittered sample's block position, else 0.
-const FOLD_ONEHOT := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
+const FOLD_ONEHOT := [["o_buf", "a_buf", "jit"], """
 void main() {
 	GUARD
 	int s = p.i1.x;
@@ -356,17 +332,12 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # One previous frame n of fold_warp (one dispatch per frame): writes the vec4 groups of channels
 # (c, n, py, px), i.e. group ((c * N + n) * s*s + q) / 4 for q in 0..s*s-1 (s*s is a multiple of 4).
 # i1 = s, n, N, input channels C; z runs over C * s*s / 4 groups. Weight: lane n of the weight tensor.
-const FOLD_WARP := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer F { vec4 flow[]; };
-layout(std430, set = 0, binding = 4) restrict readonly buffer Wt { vec4 wts[]; };
+const FOLD_WARP := [["o_buf", "x_buf", "jit", "flow", "wts"], """
 void main() {
 	ivec3 g = ivec3(gl_GlobalInvocationID);
 	int s = p.i1.x;
@@ -397,12 +368,10 @@ void main() {
 	int grp = ((c * N + n) * s * s + q0) / 4;
 	o_buf[OUT_IDX(grp, g.y, g.x)] = act(v);
 }
-"""
+"""]
 
 # i1.x = s. Output (high res) channel c at (x, y) = input channel c*s*s + (y % s)*s + (x % s) at (x/s, y/s).
-const DEPTH_TO_SPACE := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const DEPTH_TO_SPACE := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	int s = p.i1.x;
@@ -416,12 +385,10 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # i1.x = s. Output (low res) channel c*s*s + q at (x, y) = input channel c at (x*s + q % s, y*s + q / s).
-const SPACE_TO_DEPTH := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const SPACE_TO_DEPTH := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	int s = p.i1.x;
@@ -435,15 +402,12 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 
 # i1.x = s: the bilinear interpolation of the jittered samples (binding 2: jitter) at the output pixel
 # centres, folded (channel c*s*s + py*s + px), 3x3 replicate-clamped taps with tent weights.
-const UP_FOLDED_JITTERED := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer J { vec4 jit[]; };
+const UP_FOLDED_JITTERED := [["o_buf", "a_buf", "jit"], """
 void main() {
 	GUARD
 	int s = p.i1.x;
@@ -469,24 +433,19 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # a 'one' tensor (binding 1) repeated over the output's pixels
-const BROADCAST := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const BROADCAST := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(a_buf[g.z]) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # motion (binding 1) of the 3x3 neighbour with the largest normalised depth (binding 2); centre first,
 # then row-major; strict comparison (ties keep the earlier); outside pixels never win
-const DILATE_MOTION := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer M { vec4 mot[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer D { vec4 dn[]; };
+const DILATE_MOTION := [["o_buf", "mot", "dn"], """
 void main() {
 	GUARD
 	int i = OUT_IDX(0, g.y, g.x);
@@ -506,15 +465,12 @@ void main() {
 	}
 	o_buf[i] = act(vec4(m, 0.0, 0.0)) * lane_mask(0, p.o.w);
 }
-"""
+"""]
 
 # x (binding 1, high res, C channels) sampled at P + s * motion(block(P)) (binding 2, low res), torch
 # grid_sample semantics (align_corners = False, border: tap indices clamped), i1 = s, mode (0 bicubic
 # a = -0.75, 1 bilinear), C; output channel C = validity (sample position inside [0, W] x [0, H]).
-const WARP_HISTORY := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 x_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer M { vec4 mot[]; };
+const WARP_HISTORY := [["o_buf", "x_buf", "mot"], """
 vec4 cubic(float t) {
 	const float A = -0.75;
 	float t1 = t + 1.0;
@@ -570,13 +526,11 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v);
 }
-"""
+"""]
 
 # 3x3 mean (channels 0..C-1) and std = sqrt(max(E[x^2] - mean^2, 0) + eps) (channels C..2C-1) of x
 # (binding 1, C = i1.x channels), replicate border; eps = f1.x
-const NEIGH_STATS := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const NEIGH_STATS := [["o_buf", "a_buf"], """
 void main() {
 	GUARD
 	int C = p.i1.x;
@@ -601,13 +555,11 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # softmax over each group of i1.x (<= 32) consecutive channels: one thread per pixel and group (z), the
 # group read once, written as floats
-const SOFTMAX_GROUPS := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { float o_f[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
+const SOFTMAX_GROUPS := [["float o_f", "a_buf"], """
 void main() {
 	ivec3 g = ivec3(gl_GlobalInvocationID);
 	int n = p.i1.x;
@@ -632,14 +584,11 @@ void main() {
 		o_f[OUT_IDX(c / 4, g.y, g.x) * 4 + c % 4] = act(vec4(v[k] / sum)).x;
 	}
 }
-"""
+"""]
 
 # kern (binding 1, Q*9 channels: q*9 + tap, taps row-major dy, dx in -1..1) applied to x (binding 2):
 # output channel c*Q + q = sum_k kern[q*9+k] * x[c](p + off_k), replicate border; i1.x = Q
-const APPLY_KERNEL3X3 := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer K { vec4 kern[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer X { vec4 x_buf[]; };
+const APPLY_KERNEL3X3 := [["o_buf", "kern", "x_buf"], """
 void main() {
 	GUARD
 	int Q = p.i1.x;
@@ -660,15 +609,11 @@ void main() {
 	}
 	o_buf[OUT_IDX(g.z, g.y, g.x)] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # x (binding 1, folded c*Q + q) clamped to mean +- gamma * std of its colour channel c (binding 2:
 # stats = mean c, std c; binding 3: gamma, 1 channel); i1.x = Q, i1.y = c
-const CLAMP_BOX := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer X { vec4 x_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer S { vec4 st[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer G { vec4 gam[]; };
+const CLAMP_BOX := [["o_buf", "x_buf", "st", "gam"], """
 void main() {
 	GUARD
 	int Q = p.i1.x;
@@ -687,14 +632,10 @@ void main() {
 	}
 	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # sigmoid(logit - log(1 - clamp(acc, 0, hi))) * valid, element-wise (bindings 1, 2, 3); hi = f1.x
-const ALPHA_PRIOR := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer L { vec4 logit[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer A { vec4 acc[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer V { vec4 valid[]; };
+const ALPHA_PRIOR := [["o_buf", "logit", "acc", "valid"], """
 void main() {
 	GUARD
 	int i = OUT_IDX(g.z, g.y, g.x);
@@ -702,14 +643,12 @@ void main() {
 	vec4 z = clamp(logit[i] + prior, -80.0, 80.0);
 	o_buf[i] = act(1.0 / (1.0 + exp(-z)) * valid[i]) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 
 # per sub-pixel q (output: s*s channels, 1 x 1): sum over the 3x3 taps of a Gaussian (sigma = f1.x) of
 # the distance of the jittered sample (binding 1) to q's centre, divided by f1.y; i1.x = s
-const SAMPLE_WEIGHT := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer J { vec4 jit[]; };
+const SAMPLE_WEIGHT := [["o_buf", "jit"], """
 void main() {
 	GUARD
 	int s = p.i1.x;
@@ -728,17 +667,12 @@ void main() {
 	}
 	o_buf[g.z] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 # i1.x: 0 = alpha (bindings logit, acc, valid, w): sigmoid(logit + log(clamp(acc, 0, 1) * cap + 1e-3)
 # - log(w)) * valid; 1 = total weight (bindings a, w): min(w / (1 - a + 1e-4), cap) / cap. cap = f1.x;
 # w is a 1 x 1 tensor (one value per channel)
-const WEIGHTED := """
-layout(std430, set = 0, binding = 0) restrict writeonly buffer O { vec4 o_buf[]; };
-layout(std430, set = 0, binding = 1) restrict readonly buffer A { vec4 a_buf[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer B { vec4 b_buf[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer C { vec4 c_buf[]; };
-layout(std430, set = 0, binding = 4) restrict readonly buffer W { vec4 w_buf[]; };
+const WEIGHTED := [["o_buf", "a_buf", "b_buf", "c_buf", "w_buf"], """
 void main() {
 	GUARD
 	int i = OUT_IDX(g.z, g.y, g.x);
@@ -753,11 +687,11 @@ void main() {
 	}
 	o_buf[i] = act(v) * lane_mask(g.z, p.o.w);
 }
-"""
+"""]
 
 
 static func source(kernel: String, defines: Dictionary = {}) -> String:
-	var body: String = {
+	var k: Array = {
 		"input": INPUT, "output": OUTPUT, "map": MAP, "concat": CONCAT, "copy_channels": COPY_CHANNELS,
 		"binary": BINARY,
 		"gather_nearest": GATHER_NEAREST, "conv2d": CONV, "pool2": POOL2, "upsample2": UPSAMPLE2,
@@ -766,11 +700,22 @@ static func source(kernel: String, defines: Dictionary = {}) -> String:
 		"dilate_motion": DILATE_MOTION, "warp_history": WARP_HISTORY, "neigh_stats3x3": NEIGH_STATS,
 		"softmax_groups": SOFTMAX_GROUPS, "apply_kernel3x3": APPLY_KERNEL3X3, "clamp_box": CLAMP_BOX,
 		"alpha_prior": ALPHA_PRIOR, "sample_weight": SAMPLE_WEIGHT, "weighted": WEIGHTED,
-	}.get(kernel, "")
-	if body.is_empty():
+	}.get(kernel, [])
+	if k.is_empty():
 		return ""
 	var defs := ""
-	for k: String in defines:
-		defs += "#define %s %s\n" % [k, str(defines[k])]
+	for d: String in defines:
+		defs += "#define %s %s\n" % [d, str(defines[d])]
 	# #version must stay the first line
-	return HEADER.replace("#version 450\n", "#version 450\n" + defs) + body
+	return HEADER.replace("#version 450\n", "#version 450\n" + defs) + _buffers(k[0]) + k[1]
+
+
+## "layout(...) buffer" lines of a kernel's storage buffers (see the kernels' comment above)
+static func _buffers(names: Array) -> String:
+	var out := ""
+	for i in names.size():
+		var decl: PackedStringArray = String(names[i]).split(" ")
+		var elem: String = decl[0] if decl.size() == 2 else "vec4"
+		out += "layout(std430, set = 0, binding = %d) restrict %s buffer B%d { %s %s[]; };\n" % [
+				i, "writeonly" if i == 0 else "readonly", i, elem, decl[-1]]
+	return out
