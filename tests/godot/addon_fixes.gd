@@ -41,17 +41,8 @@ func _initialize() -> void:
 func _build_scene() -> void:
 	var world := Node3D.new()
 	root.add_child(world)
-	env = Environment.new()
-	env.background_mode = Environment.BG_COLOR
-	env.background_color = Color(0.25, 0.4, 0.7)
-	env.tonemap_mode = Environment.TONE_MAPPER_LINEAR
-	var we := WorldEnvironment.new()
-	we.environment = env
-	world.add_child(we)
-	var sun := DirectionalLight3D.new()
-	sun.rotation_degrees = Vector3(-50, 30, 0)
-	sun.light_energy = 2.5
-	world.add_child(sun)
+	env = TestWorld.environment(world, Color(0.25, 0.4, 0.7))
+	TestWorld.sun(world).light_energy = 2.5
 	# a floor receding to the horizon and a wall: fine 2-texel checkers, so the mip level shows
 	var floor_mesh := MeshInstance3D.new()
 	var pm := PlaneMesh.new()
@@ -60,14 +51,8 @@ func _build_scene() -> void:
 	floor_mesh.material_override = _checker(Color(0.9, 0.8, 0.6), 40)
 	floor_mesh.position = Vector3(0, -1.5, -25)
 	world.add_child(floor_mesh)
-	var wall := MeshInstance3D.new()
-	var q := QuadMesh.new()
-	q.size = Vector2(6, 4)
-	wall.mesh = q
-	wall.material_override = _checker(Color(0.3, 0.7, 0.9), 12)
-	wall.position = Vector3(2.5, 0.5, -8)
+	var wall := TestWorld.quad(world, Vector3(2.5, 0.5, -8), Vector2(6, 4), _checker(Color(0.3, 0.7, 0.9), 12))
 	wall.rotation_degrees = Vector3(0, -35, 0)
-	world.add_child(wall)
 	var sphere := MeshInstance3D.new()
 	var sm := SphereMesh.new()
 	sm.radius = 0.8

@@ -30,39 +30,20 @@ var fresh_phase2: int = 0
 var cut_offset: float = 0.0
 
 
-class Driver:
-	extends Node
-	var owner_tree: SceneTree
-
-	func _process(_delta: float) -> void:
-		owner_tree.call("_drive")
-
-
 func _initialize() -> void:
 	args = TestArgs.parse()
 	frames_wanted = int(args.get("frames", "6"))
 	cut_at = int(args.get("cut-at", "3"))
 	gpu_only = int(args.get("gpu-only-frames", "4"))
-	var low := Vector2i(64, 36)
-	if args.has("low"):
-		var p: PackedStringArray = String(args["low"]).split("x")
-		low = Vector2i(int(p[0]), int(p[1]))
+	var low := TestWorld.low_size(args, Vector2i(64, 36))
 	var scale := int(args.get("scale", "2"))
 	root.size = low * scale
 	var world := Node3D.new()
 	root.add_child(world)
-	var env := Environment.new()
-	env.background_mode = Environment.BG_COLOR
-	env.background_color = Color(0.25, 0.35, 0.6)
-	env.tonemap_mode = Environment.TONE_MAPPER_LINEAR
-	var we := WorldEnvironment.new()
-	we.environment = env
-	world.add_child(we)
-	var sun := DirectionalLight3D.new()
-	sun.rotation_degrees = Vector3(-50, 30, 0)
-	world.add_child(sun)
-	_quad(world, Vector3(-3.0, -1.5, -6.0), Vector2(8.0, 5.0), Color(0.9, 0.5, 0.2))
-	_quad(world, Vector3(5.0, -2.0, -11.0), Vector2(14.0, 8.0), Color(0.3, 0.8, 0.4))
+	TestWorld.environment(world, Color(0.25, 0.35, 0.6))
+	TestWorld.sun(world)
+	TestWorld.quad(world, Vector3(-3.0, -1.5, -6.0), Vector2(8.0, 5.0), _material(Color(0.9, 0.5, 0.2), true))
+	TestWorld.quad(world, Vector3(5.0, -2.0, -11.0), Vector2(14.0, 8.0), _material(Color(0.3, 0.8, 0.4), true))
 	for i in 5:
 		var b := MeshInstance3D.new()
 		var bm := BoxMesh.new()
@@ -74,12 +55,7 @@ func _initialize() -> void:
 		world.add_child(b)
 		if i == 2:
 			box = b
-	camera = Camera3D.new()
-	camera.fov = 60.0
-	camera.near = 0.05
-	camera.far = 100.0
-	world.add_child(camera)
-	camera.current = true
+	camera = TestWorld.camera(world)
 	ns = NeuralSSViewport.new()
 	ns.scale_factor = scale
 	ns.mode = NeuralSSViewport.Mode.NEURAL
@@ -92,10 +68,7 @@ func _initialize() -> void:
 	if not writer.open({"scene": "gpu_runtime_scene", "scale": scale, "fps": 30, "warmup": 0}):
 		push_error("gpu_runtime_scene: " + writer.last_error)
 		quit(3)
-	var d := Driver.new()
-	d.owner_tree = self
-	d.process_priority = -100
-	root.add_child(d)
+	TestWorld.add_driver(self, _drive)
 
 
 func _drive() -> void:
@@ -179,25 +152,5 @@ func _report(backend: Node) -> void:
 	quit(0)
 
 
-func _quad(parent: Node3D, centre: Vector3, size: Vector2, c: Color) -> void:
-	var m := MeshInstance3D.new()
-	var q := QuadMesh.new()
-	q.size = size
-	m.mesh = q
-	m.material_override = _material(c, true)
-	m.position = centre
-	parent.add_child(m)
-
-
 func _material(c: Color, unshaded: bool) -> StandardMaterial3D:
-	var img := Image.create(64, 64, false, Image.FORMAT_RGB8)
-	for y in 64:
-		for x in 64:
-			var on := ((x / 4) + (y / 4)) % 2 == 0
-			img.set_pixel(x, y, c if on else c * 0.3)
-	var mat := StandardMaterial3D.new()
-	if unshaded:
-		mat.shading_mode = BaseMaterial3D.SHADING_MODE_UNSHADED
-	mat.albedo_texture = ImageTexture.create_from_image(img)
-	mat.uv1_scale = Vector3(6, 6, 1)
-	return mat
+	return TestWorld.checker(c, 0.3, 6.0, unshaded)

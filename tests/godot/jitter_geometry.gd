@@ -46,47 +46,25 @@ var low := Vector2i(64, 36)
 var scale: int = 2
 
 
-class Driver:
-	extends Node
-	var owner_tree: SceneTree
-
-	func _process(_delta: float) -> void:
-		owner_tree.call("_drive")
-
-
 func _initialize() -> void:
 	args = TestArgs.parse()
 	frames_wanted = int(args.get("frames", "10"))
 	warmup = int(args.get("warmup", "3"))
 	scale = int(args.get("scale", "2"))
-	if args.has("low"):
-		var p: PackedStringArray = String(args["low"]).split("x")
-		low = Vector2i(int(p[0]), int(p[1]))
+	low = TestWorld.low_size(args, low)
 	root.size = low * scale
 	var world := Node3D.new()
 	root.add_child(world)
 
-	var env := Environment.new()
-	env.background_mode = Environment.BG_COLOR
-	env.background_color = Color(0.2, 0.3, 0.5)
-	env.tonemap_mode = Environment.TONE_MAPPER_LINEAR
-	var we := WorldEnvironment.new()
-	we.environment = env
-	world.add_child(we)
+	TestWorld.environment(world, Color(0.2, 0.3, 0.5))
 
-	var wall := MeshInstance3D.new()
-	var q := QuadMesh.new()  # faces +Z, towards the camera
-	q.size = Vector2(40.0, 24.0)
-	wall.mesh = q
 	var shader := Shader.new()
 	shader.code = RAMP_SHADER
 	var ramp := ShaderMaterial.new()
 	ramp.shader = shader
 	ramp.set_shader_parameter("ramp_x", RAMP_X)
 	ramp.set_shader_parameter("ramp_y", RAMP_Y)
-	wall.material_override = ramp
-	wall.position = Vector3(0.0, 0.0, -WALL_DEPTH)
-	world.add_child(wall)
+	TestWorld.quad(world, Vector3(0.0, 0.0, -WALL_DEPTH), Vector2(40.0, 24.0), ramp)
 
 	box = MeshInstance3D.new()
 	var bm := BoxMesh.new()
@@ -99,12 +77,7 @@ func _initialize() -> void:
 	box.position = BOX_START
 	world.add_child(box)
 
-	camera = Camera3D.new()
-	camera.fov = 60.0
-	camera.near = 0.05
-	camera.far = 100.0
-	world.add_child(camera)
-	camera.current = true
+	camera = TestWorld.camera(world)
 
 	ns = NeuralSSViewport.new()
 	ns.scale_factor = scale
@@ -118,10 +91,7 @@ func _initialize() -> void:
 			"jitter_samples": ns.jitter_samples}):
 		push_error("jitter_geometry: " + writer.last_error)
 		quit(3)
-	var d := Driver.new()
-	d.owner_tree = self
-	d.process_priority = -100
-	root.add_child(d)
+	TestWorld.add_driver(self, _drive)
 
 
 func _drive() -> void:

@@ -31,14 +31,6 @@ var scale: int = 2
 var speed: float = 1.0
 
 
-class Driver:
-	extends Node
-	var owner_tree: SceneTree
-
-	func _process(_delta: float) -> void:
-		owner_tree.call("_drive")
-
-
 func _initialize() -> void:
 	args = TestArgs.parse()
 	frames_wanted = int(args.get("frames", "4"))
@@ -46,24 +38,16 @@ func _initialize() -> void:
 	scenario = args.get("scenario", "translate")
 	scale = int(args.get("scale", "2"))
 	speed = float(args.get("speed", "1"))
-	if args.has("low"):
-		var p: PackedStringArray = String(args["low"]).split("x")
-		low = Vector2i(int(p[0]), int(p[1]))
+	low = TestWorld.low_size(args, low)
 	root.size = low * scale
 	var world := Node3D.new()
 	root.add_child(world)
 
-	var env := Environment.new()
-	env.background_mode = Environment.BG_COLOR
-	env.background_color = Color(0.2, 0.3, 0.5)
-	env.tonemap_mode = Environment.TONE_MAPPER_LINEAR
-	var we := WorldEnvironment.new()
-	we.environment = env
-	world.add_child(we)
+	TestWorld.environment(world, Color(0.2, 0.3, 0.5))
 
 	if scenario != "nocamera":
-		_wall(world, Vector3(-6.2, -3.0, -6.0), Vector2(12.0, 6.0), Color(0.9, 0.4, 0.2))
-		_wall(world, Vector3(10.2, -5.0, -11.0), Vector2(20.0, 10.0), Color(0.2, 0.8, 0.3))
+		TestWorld.quad(world, Vector3(-6.2, -3.0, -6.0), Vector2(12.0, 6.0), _material(Color(0.9, 0.4, 0.2)))
+		TestWorld.quad(world, Vector3(10.2, -5.0, -11.0), Vector2(20.0, 10.0), _material(Color(0.2, 0.8, 0.3)))
 		box = MeshInstance3D.new()
 		var bm := BoxMesh.new()
 		bm.size = Vector3(0.5, 0.5, 0.5)
@@ -71,12 +55,7 @@ func _initialize() -> void:
 		box.material_override = _material(Color(0.9, 0.9, 0.9))
 		box.position = BOX_START
 		world.add_child(box)
-		camera = Camera3D.new()
-		camera.fov = 60.0
-		camera.near = 0.05
-		camera.far = 100.0
-		world.add_child(camera)
-		camera.current = true
+		camera = TestWorld.camera(world)
 	else:
 		var label := Label.new()
 		label.text = "2D only"
@@ -95,10 +74,7 @@ func _initialize() -> void:
 			"fps": 30, "warmup": warmup}):
 		push_error("known_geometry: " + writer.last_error)
 		quit(3)
-	var d := Driver.new()
-	d.owner_tree = self
-	d.process_priority = -100
-	root.add_child(d)
+	TestWorld.add_driver(self, _drive)
 
 
 func _drive() -> void:
@@ -138,24 +114,5 @@ func _on_frame(frame: NeuralSSFrame) -> void:
 		quit(0)
 
 
-func _wall(parent: Node3D, centre: Vector3, size: Vector2, c: Color) -> void:
-	var m := MeshInstance3D.new()
-	var q := QuadMesh.new()  # faces +Z, towards the camera
-	q.size = size
-	m.mesh = q
-	m.material_override = _material(c)
-	m.position = centre
-	parent.add_child(m)
-
-
 func _material(c: Color) -> StandardMaterial3D:
-	var img := Image.create(64, 64, false, Image.FORMAT_RGB8)
-	for y in 64:
-		for x in 64:
-			var on := ((x / 4) + (y / 4)) % 2 == 0
-			img.set_pixel(x, y, c if on else c * 0.35)
-	var mat := StandardMaterial3D.new()
-	mat.shading_mode = BaseMaterial3D.SHADING_MODE_UNSHADED
-	mat.albedo_texture = ImageTexture.create_from_image(img)
-	mat.uv1_scale = Vector3(8, 8, 1)
-	return mat
+	return TestWorld.checker(c, 0.35, 8.0, true)
