@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from nss_runtime.contract import DEPTH_REF, SCALES
 from nss_train.geometry import (accumulate_flows_lowres, bilinear_up_folded_jittered, fold_zero_upsampled,
                                 sample_nearest, warp_zero_upsampled_folded)
-from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv
+from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
 
 
 @dataclass
@@ -87,13 +87,8 @@ class FastUNet(nn.Module):
         self.out = conv(c, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, layers in enumerate(self.enc):
-            if i > 0:
-                x = F.max_pool2d(x, 2)
-            for c in layers:
-                x = F.relu(c(x))
-            skips.append(x)
+        skips = unet_encode(self.enc, x)
+        x = skips[-1]
         for layers, proj, skip in zip(self.dec, self.skip_proj, reversed(skips[:-1])):
             x = F.relu(F.interpolate(layers[0](x), scale_factor=2, mode="bilinear", align_corners=False)
                        + proj(skip))

@@ -1,5 +1,5 @@
-"""Network pieces the architectures share: convolutions, the per-frame feature extractor, the reweighting
-network, and the streaming interface every preset implements (`Upscaler`, `PrevFramesUpscaler`).
+"""Network pieces the architectures share: convolutions, the U-Net encoder pass, the per-frame feature extractor,
+the reweighting network, and the streaming interface every preset implements (`Upscaler`, `PrevFramesUpscaler`).
 
 Every model takes raw contract buffers (linear colour, view depth, motion in low-res pixels, jitter) and
 returns linear RGB; the colour transform (Reinhard) and the depth normalisation are inside the graph.
@@ -15,6 +15,19 @@ from nss_train.geometry import colour_forward, colour_inverse, depth_normalise
 
 def conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+def unet_encode(enc: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """A U-Net's encoder: per level (a ModuleList of convs) a 2x2 max-pool (not before the first level), then
+    each conv + ReLU; returns every level's output, the last being the bottleneck."""
+    skips = []
+    for i, layers in enumerate(enc):
+        if i > 0:
+            x = F.max_pool2d(x, 2)
+        for c in layers:
+            x = F.relu(c(x))
+        skips.append(x)
+    return skips
 
 
 def exporting() -> bool:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from nss_runtime.contract import DEPTH_REF, SCALES
 from nss_train.geometry import accumulate_flows, upsample_motion, warp, zero_upsample
-from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv
+from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
 
 
 @dataclass
@@ -78,13 +78,8 @@ class UNet(nn.Module):
         self.out = conv(c, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, layers in enumerate(self.enc):
-            if i > 0:
-                x = F.max_pool2d(x, 2)
-            for c in layers:
-                x = F.relu(c(x))
-            skips.append(x)
+        skips = unet_encode(self.enc, x)
+        x = skips[-1]
         for layers, skip in zip(self.dec, reversed(skips[:-1])):
             x = torch.cat([F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), skip], 1)
             for c in layers:
