@@ -16,6 +16,7 @@ import pytest
 
 from nss_train.frames import frame_path, read_frame
 from nss_train.raw_capture import convert
+from nss_train.render import halton
 
 pytestmark = pytest.mark.godot
 
@@ -25,15 +26,6 @@ WALL, RAMP_X, RAMP_Y = 6.0, 0.08, 0.12
 BOX_DEPTH, BOX_STEP = 3.75, (0.02, 0.01)
 CAM_STEP, STILL = 0.03, 5
 FRAMES, SAMPLES = 10, 8
-
-
-def halton(i: int, b: int) -> float:
-    f, r = 1.0, 0.0
-    while i > 0:
-        f /= b
-        r += f * (i % b)
-        i //= b
-    return r
 
 
 @pytest.fixture(scope="module")

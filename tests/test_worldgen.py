@@ -15,20 +15,12 @@ import pytest
 from nss_train.capture_pairs import CaptureError
 from nss_train.data import check_dataset
 from nss_train.frames import frame_path, read_frame, read_meta
+from nss_train.render import halton
 from nss_train.worldgen import WorldgenConfig, capture_config, generate, plan
 
 pytestmark = pytest.mark.godot
 
 FRAMES = 3
-
-
-def halton(i: int, b: int) -> float:
-    f, r = 1.0, 0.0
-    while i > 0:
-        f /= b
-        r += f * (i % b)
-        i //= b
-    return r
 
 
 @pytest.fixture(scope="module")
