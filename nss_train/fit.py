@@ -61,6 +61,7 @@ class TrainConfig:
     image_every: int = 0  # 0: with every validation
     seed: int = 0
     vgg_weights: str | None = None
+    l1_weight: float = 1.0  # loss = 1 - SSIM + l1_weight * L1 (no VGG weights): larger leans towards PSNR
     seq_len: int = 8  # recurrent presets (accum): frames per training window (truncated BPTT through all of them)
     loss_skip: int = 2  # recurrent presets: the first frames of a window (history still empty) carry no loss
     cache_gb: float = 2.0  # decoded frames kept in memory (windows of recurrent presets reuse many frames)
@@ -351,7 +352,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
-    loss_fn = NSSLoss(cfg.vgg_weights).to(device)
+    loss_fn = NSSLoss(cfg.vgg_weights, l1_weight=cfg.l1_weight).to(device)
     use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
 
     def amp_ctx():
