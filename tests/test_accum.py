@@ -17,21 +17,13 @@ import torch
 import torch.nn.functional as F
 
 import nss_train.accum as A
+from nss_train.render import halton
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "accum_x2.pt"
 
 
 # --- synthetic scenes ---------------------------------------------------------------------------
-
-def halton(i: int, b: int) -> float:
-    f, r = 1.0, 0.0
-    while i > 0:
-        f /= b
-        r += f * (i % b)
-        i //= b
-    return r
-
 
 def pattern(u, v, kind: int = 0):
     """Linear RGB of a continuous pattern at (u, v) in low-res px: frequencies 0.35-0.62 cycles per low-res px."""
