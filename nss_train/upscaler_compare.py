@@ -247,6 +247,37 @@ def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int 
     return [(y, x, zh, zw) for y, x in regions]
 
 
+def error_map(path: Path, ref_mean: np.ndarray, err_a: np.ndarray, err_b: np.ndarray, names: tuple[str, str],
+              tiles: tuple[int, int] = (8, 8), palette: bool = False) -> dict:
+    """Where method a loses to method b: left the mean reference frame, right the per-pixel difference of their
+    mean squared errors over the frames (mid grey: equal; white: a has the larger error; black: b has), gain 20.
+    Returns {"file", "tiles": share of b's total squared error by which a is worse, per tile (rows x cols)}."""
+    from PIL import Image, ImageDraw
+
+    d = err_a - err_b
+    grey = np.clip(0.5 + 20.0 * d, 0.0, 1.0)
+    img = np.concatenate([np.clip(ref_mean, 0, 1).transpose(1, 2, 0), np.stack([grey] * 3, -1)], axis=1)
+    im = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
+    h, w = d.shape
+    label = f"white: {names[0]} worse, black: {names[1]} worse (MSE difference x20)"
+    dr = ImageDraw.Draw(im)
+    dr.rectangle((w + 2, 2, w + 8 + 6 * len(label), 14), fill=(0, 0, 0))
+    dr.text((w + 5, 3), label, fill=(255, 255, 0))
+    if palette:
+        im = im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    im.save(tmp, optimize=True)
+    os.replace(tmp, path)
+    ty, tx = tiles
+    edges_y, edges_x = np.linspace(0, h, ty + 1).astype(int), np.linspace(0, w, tx + 1).astype(int)
+    tot = float(err_b.sum()) or 1.0
+    grid = [[round(float(d[edges_y[i]:edges_y[i + 1], edges_x[j]:edges_x[j + 1]].sum()) / tot, 4) for j in range(tx)]
+            for i in range(ty)]
+    return {"file": path.name, "methods": list(names), "tiles": grid,
+            "what": f"per tile: ({names[0]} - {names[1]}) squared error / {names[1]}'s total; sum = relative MSE change"}
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

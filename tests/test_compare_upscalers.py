@@ -96,6 +96,20 @@ def test_side_by_side_writes_labelled_png(tmp_path):
     assert im.size == (128, 36 * 3) and len(regions) == 2
 
 
+def test_error_map_shows_where_one_method_loses(tmp_path):
+    from PIL import Image
+
+    ref = np.full((3, 36, 64), 0.5, np.float32)
+    ea, eb = np.full((36, 64), 0.01, np.float32), np.full((36, 64), 0.01, np.float32)
+    ea[18:27, :8] += 0.02  # a is worse in one tile only (row 2, column 0)
+    r = U.error_map(tmp_path / "e.png", ref, ea, eb, ("neural", "fsr2"), tiles=(4, 8))
+    im = np.asarray(Image.open(tmp_path / "e.png").convert("RGB"))
+    assert im.shape == (36, 128, 3)
+    assert im[22, 64 + 3].mean() > 200 and abs(int(im[30, 64 + 40].mean()) - 128) <= 1  # white where a loses, grey
+    assert r["tiles"][2][0] == pytest.approx(0.02 * 72 / (0.01 * 36 * 64), rel=1e-3)
+    assert sum(map(sum, r["tiles"])) == pytest.approx(r["tiles"][2][0], rel=1e-3)
+
+
 # --- one-line errors --------------------------------------------------------------------------------
 
 def _project(tmp_path: Path, renderer: str = "forward_plus", scene: str | None = "main.tscn") -> Path:
@@ -203,6 +217,7 @@ def test_every_method_runs_and_frames_line_up(godot, tmp_path):
     assert saved["model"] and saved["methods"]["neural"]["model_info"]
     assert "| neural |" in (out / "report.md").read_text()
     assert (out / "side_by_side.png").stat().st_size > 20_000
+    assert saved["error_map"]["file"] == "error_map.png" and (out / "error_map.png").is_file()
     cam = json.loads((out / "camera.json").read_text())
     assert len(cam["transforms"]) >= 4 + 3 and all(len(t) == 12 for t in cam["transforms"])
 

@@ -58,6 +58,7 @@ HARNESS_RES = "res://nss_compare/nss_compare_harness.gd"
 METHODS = ("native", "bilinear", "fsr1", "fsr2", "taa", "neural")
 FIXED_FPS = 30
 PICTURE_METHODS = ("native", "bilinear", "fsr2", "neural")
+ERROR_MAP_METHODS = ("neural", "fsr2")  # error_map.png: where the first has the larger error, where the second
 # Frames grabbed beyond --frames: the neural path occasionally shows two upscaled frames within one game frame
 # (its capture is read back asynchronously), so one frame is never on screen; the comparison uses the first
 # --frames frames that every method showed.
@@ -424,12 +425,15 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
         log("scoring (PSNR, SSIM, FLIP, flicker, frame alignment) ...")
         results: dict[str, dict] = {}
         shown: dict[str, np.ndarray] = {}
+        sq_err: dict[str, np.ndarray] = {}  # per-pixel MSE over the frames (error_map.png)
         mid = len(ids) // 2
         for m in methods:
             if m == "native":
                 continue
             imgs, rows = load_grabs(runs[m]["dir"], size, ids)
             results[m] = score(imgs, ref, flip_frames)
+            if m in ERROR_MAP_METHODS:
+                sq_err[m] = np.mean([((a - r) ** 2).mean(0) for a, r in zip(imgs, ref)], axis=0)
             info = runs[m]["info"]
             results[m].update({
                 "godot_seconds": round(runs[m]["seconds"], 1),
@@ -486,6 +490,10 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
             regions = U.side_by_side(out / "side_by_side.png", panels, palette=small_picture)
             report["picture"] = {"file": "side_by_side.png", "frame": ids[mid], "panels": [p[0] for p in panels],
                                  "zoom_regions_yxhw": [list(map(int, r)) for r in regions]}
+            if all(m in sq_err for m in ERROR_MAP_METHODS):
+                a, b = ERROR_MAP_METHODS
+                report["error_map"] = U.error_map(out / "error_map.png", np.mean(ref, axis=0), sq_err[a], sq_err[b],
+                                                  (a, b), palette=small_picture)
         U.atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
         U.atomic_write_text(out / "report.md", markdown(report))
         return report
