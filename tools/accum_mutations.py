@@ -28,6 +28,7 @@ MUTS = {
  "never reset": ("        keep = (1.0 - reset.reshape(B, 1, 1, 1).to(y.dtype))  # 0 on a cut / first frame\n", "        keep = torch.ones_like(reset.reshape(B, 1, 1, 1).to(y.dtype))\n"),
  "history off": ("        if not cfg.use_history:\n            valid = torch.zeros_like(valid)\n", "        valid = torch.zeros_like(valid)\n"),
  "drop the rectification": ("        h_rect = torch.minimum(torch.maximum(h_rgb, lo), hi)\n", "        h_rect = h_rgb\n"),
+ "drop the signed kernel": ("            kern = kern + sharp.reshape(B, Q, 9, h, w)\n", "            kern = kern\n"),
  "drop the running-mean prior": ("        a = torch.sigmoid(alpha_logit + prior) * valid_f  # [B,Q,h,w]\n", "        a = torch.sigmoid(alpha_logit + 2.2) * valid_f\n"),
 }
 sel = sys.argv[1:] or list(MUTS)
