@@ -303,3 +303,18 @@ def test_taa_jitter_is_recorded_with_the_contract_sign(godot, test_project, tmp_
         hits_plain += last == math.floor(x_edge - 0.5)
     assert hits_jitter == meta.frames, f"jitter explains {hits_jitter}/{meta.frames} edges"
     assert hits_plain < meta.frames  # the test can tell jitter from none
+    # y (down): the box's top face ends, towards the top of the image, at its back edge (depth 4.25, height
+    # -0.75 + BOX_STEP.y k); the sample of row j lies at j + 0.5 + jy, so the first box row is
+    # floor(v_edge - 0.5 - jy) + 1
+    fy, cy = meta.intrinsics[0]["fy"], meta.intrinsics[0]["cy"]
+    hits_y = hits_y_plain = hits_y_flipped = 0
+    for i, k in enumerate(meta.source["frame_index"]):
+        f = read_frame(frame_path(tmp_path, i), with_target=False)
+        col = int(cx + fx * (-2.0 + (BOX_STEP[0] - CAM_STEP) * k) / 4.25)
+        first = np.where(f.depth[0][:, col] < 5.0)[0].min()
+        v_edge = cy + fy * (0.75 - BOX_STEP[1] * k) / 4.25
+        hits_y += first == math.floor(v_edge - 0.5 - jit[i][1]) + 1
+        hits_y_plain += first == math.floor(v_edge - 0.5) + 1
+        hits_y_flipped += first == math.floor(v_edge - 0.5 + jit[i][1]) + 1
+    assert hits_y == meta.frames, f"jitter explains {hits_y}/{meta.frames} top edges (flipped y: {hits_y_flipped})"
+    assert min(hits_y_plain, hits_y_flipped) < meta.frames

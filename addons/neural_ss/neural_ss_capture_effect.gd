@@ -273,7 +273,9 @@ func _jitter(render_data: RenderData, size: Vector2i) -> Vector2:
 	if absf(dx) < 1e-7 and absf(dy) < 1e-7:
 		return Vector2.ZERO
 	# ndc.x = P00 X/-Z - P20: a larger P20 moves the image left, i.e. each pixel samples further right.
-	var j := Vector2(dx * 0.5 * size.x, -dy * 0.5 * size.y)
+	# For y (image rows, down) the same sign holds: a larger P21 moves each row's sample further down (measured
+	# on a horizontal edge: tests/test_godot.py::test_taa_jitter_is_recorded_with_the_contract_sign).
+	var j := Vector2(dx * 0.5 * size.x, dy * 0.5 * size.y)
 	return j.clamp(Vector2(-0.5, -0.5), Vector2(0.5, 0.5))
 
 
