@@ -349,7 +349,7 @@ def main(argv=None) -> int:
     print(f"model {rep['model']} on {rep['provider']}, {rep['frames']} frames")
     print(f"reference: {rep['reference']}")
     print(f"PSNR vs native: neural {rep['psnr_neural_mean']:.2f} dB, the addon's bilinear {rep['psnr_bilinear_mean']:.2f} dB "
-          f"({rep['neural_minus_bilinear_db']:+.2f} dB) (linear captures, mean of per-frame PSNR)")
+          f"({rep['neural_minus_bilinear_db']:+.2f} dB) (linear captures, PSNR of the mean MSE)")
     if gb:
         p = gb["psnr_db"]
         print("against Godot's own upscalers, what the player sees (PSNR of the mean MSE / FLIP): "
