@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "addons" / "neural_ss" / "runtime"))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from nss_train.upscaler_compare import Runtime, ToolError, box_down, mse, psnr, psnr_of_mean_mse  # noqa: E402,F401 (Runtime: tests use R.Runtime)
+from nss_train.upscaler_compare import Runtime, ToolError, box_down, mse, psnr_of_mean_mse  # noqa: E402,F401 (Runtime: tests use R.Runtime)
 from nss_train.upscaler_compare import srgb_encode as srgb  # noqa: E402
 PROJECT = ROOT / "godot_project"
 DEFAULT_MODEL = ROOT / "addons" / "neural_ss" / "models" / "default_x2.onnx"  # the addon's default (neural_ss/model_path)
@@ -137,9 +137,10 @@ def compare_gpu_with_ort(out: Path, model: str, warmup: int) -> dict:
             continue
         ref_ss = nat_raw[i].shape[1] // ort.shape[1]
         ref = srgb(box_down(nat_raw[i], ref_ss))
-        rows.append({"frame": i, "psnr_gpu": psnr(srgb(neural[i]), ref), "psnr_ort": psnr(srgb(ort), ref),
-                     "mse_gpu": mse(srgb(neural[i]), ref), "mse_ort": mse(srgb(ort), ref),
-                     "max_display_diff": float(np.abs(srgb(neural[i]) - srgb(ort)).max())})
+        gpu_d, ort_d = srgb(neural[i]), srgb(ort)
+        m_gpu, m_ort = mse(gpu_d, ref), mse(ort_d, ref)
+        rows.append({"frame": i, "psnr_gpu": psnr_of_mean_mse([m_gpu]), "psnr_ort": psnr_of_mean_mse([m_ort]),
+                     "mse_gpu": m_gpu, "mse_ort": m_ort, "max_display_diff": float(np.abs(gpu_d - ort_d).max())})
     if not rows:
         raise DemoError("no frame to compare the GPU runtime with ONNX Runtime on")
     res = {"what": "ONNX Runtime (nss_runtime.Session, CPU) on the same captured frames, replayed from frame 0",
@@ -212,9 +213,9 @@ def compare(out: Path, scale: int, min_frame: int = 0) -> dict:
     rows = []
     for i in common:
         ref = srgb(nat[i])
-        rows.append({"frame": i, "psnr_neural": psnr(srgb(neural[i]), ref),
-                     "psnr_bilinear": psnr(srgb(bilinear_up(low[i], scale)), ref),
-                     "mse_neural": mse(srgb(neural[i]), ref), "mse_bilinear": mse(srgb(bilinear_up(low[i], scale)), ref)})
+        m_n, m_b = mse(srgb(neural[i]), ref), mse(srgb(bilinear_up(low[i], scale)), ref)
+        rows.append({"frame": i, "psnr_neural": psnr_of_mean_mse([m_n]), "psnr_bilinear": psnr_of_mean_mse([m_b]),
+                     "mse_neural": m_n, "mse_bilinear": m_b})
     med = lambda k: float(np.median([t[k] for t in timings]))  # noqa: E731
     stages = {k: round(med(k + "_ms"), 3) for k in ("capture", "transfer", "inference", "runtime", "present",
                                                      "frame")}
