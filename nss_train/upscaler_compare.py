@@ -120,8 +120,7 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    m = mse(a, b)
-    return float("inf") if m == 0 else float(10 * np.log10(1.0 / m))
+    return psnr_of_mean_mse([mse(a, b)])
 
 
 def psnr_of_mean_mse(mses: list[float]) -> float:
@@ -238,13 +237,21 @@ def side_by_side(path: Path, panels: list[tuple[str, np.ndarray]], n_zooms: int 
             d.text((k * w + 5, (r + 1) * h + 3), label, fill=(255, 255, 0))
     for y, x in regions:  # where the zooms come from, on the reference
         d.rectangle((x, y, x + zw - 1, y + zh - 1), outline=(255, 0, 255))
+    save_png(img, path, palette)
+    return [(y, x, zh, zw) for y, x in regions]
+
+
+def save_png(img, path: Path, palette: bool = False) -> None:
+    """Write a PIL image atomically; palette: a 256-colour copy (about half the bytes) for results kept in the
+    repository."""
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    if palette:  # a 256-colour copy (about half the bytes) for results kept in the repository
+    if palette:
         img = img.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     tmp = path.with_suffix(".tmp.png")
     img.save(tmp, optimize=True)
     os.replace(tmp, path)
-    return [(y, x, zh, zw) for y, x in regions]
 
 
 def error_map(path: Path, ref_mean: np.ndarray, err_a: np.ndarray, err_b: np.ndarray, names: tuple[str, str],
@@ -263,12 +270,7 @@ def error_map(path: Path, ref_mean: np.ndarray, err_a: np.ndarray, err_b: np.nda
     dr = ImageDraw.Draw(im)
     dr.rectangle((w + 2, 2, w + 8 + 6 * len(label), 14), fill=(0, 0, 0))
     dr.text((w + 5, 3), label, fill=(255, 255, 0))
-    if palette:
-        im = im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    im.save(tmp, optimize=True)
-    os.replace(tmp, path)
+    save_png(im, path, palette)
     ty, tx = tiles
     edges_y, edges_x = np.linspace(0, h, ty + 1).astype(int), np.linspace(0, w, tx + 1).astype(int)
     tot = float(err_b.sum()) or 1.0
