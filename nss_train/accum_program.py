@@ -55,7 +55,7 @@ def accum_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
     kern_logit = b.op("slice", [head], "kern_logit", nk, start=na, count=nk)
     gamma = b.op("slice", [head], "gamma", 1, start=na + nk, count=1, act="softplus")
     kern = b.op("softmax_groups", [kern_logit], "kern", groups=Q)
-    if getattr(net, "n_sharp", 0):  # the signed kernel added to the softmax one (Accum.step_mapped)
+    if net.n_sharp:  # the signed kernel added to the softmax one (Accum.step_mapped)
         r0 = na + nk + 1 + net.n_resid
         sharp = b.op("slice", [head], "kern_sharp", nk, start=r0, count=nk)
         kern = b.op("add", [kern, sharp], "kern_signed")
