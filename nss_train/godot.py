@@ -322,16 +322,30 @@ def _sh(argv: list[str], what: str, timeout: float = 900, echo: bool = True) -> 
     return r
 
 
+def _same_dir(host: str, target: str) -> bool:
+    """Is `target` (inside the chroot) the very directory `host` is, not an older one of the same name?"""
+    try:
+        return os.path.samefile(host, target)
+    except OSError:
+        return False
+
+
 def _bind(root: Path, host_path: str, mounted: set[str]) -> None:
     host = os.path.realpath(host_path)
     target = str(root) + host
     if target in mounted:
-        return
+        if _same_dir(host, target):
+            return
+        # a stale bind: made for an earlier directory of this path that has since been deleted or replaced
+        # (CI's clones come and go at one path); it shows the old files, so take it down and bind again
+        _sh(["umount", "-l", target], f"unmount the stale bind {target}", timeout=30, echo=False)
+        mounted.discard(target)
     # already visible through a parent bind (e.g. /tmp/x under /tmp)? /proc and /dev binds do not count:
     # a plain bind of /dev does not carry /dev/pts or /dev/shm with it.
     special = (str(root / "proc"), str(root / "dev"))
     for m in mounted:
-        if target.startswith(m + "/") and m.startswith(str(root) + "/") and not m.startswith(special):
+        if (target.startswith(m + "/") and m.startswith(str(root) + "/") and not m.startswith(special)
+                and _same_dir(host, target)):
             return
     os.makedirs(target, exist_ok=True)
     _sh(["mount", "--bind", host, target], f"bind-mount {host}", timeout=30, echo=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,25 @@ def test_convert_cli_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nss_train.raw_capture", str(tmp_path)], capture_output=True,
                        text=True, timeout=60, cwd=REPO)
     assert r.returncode == 1 and "capture.json: missing" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="bind mounts need root")
+def test_a_stale_bind_of_a_replaced_directory_is_renewed(tmp_path):
+    """CI clones the repository to one path again and again: a bind left from an earlier clone (its directory
+    deleted since) must not hide the new one (it did: 'Invalid project path specified' in every Godot test)."""
+    root, host = tmp_path / "root", tmp_path / "clone"
+    root.mkdir()
+    host.mkdir()
+    (host / "old").write_text("first clone")
+    target = Path(str(root) + str(host.resolve()))
+    try:
+        godot_env._bind(root, str(host), godot_env._mounts())
+        assert (target / "old").is_file()
+        host.rename(tmp_path / "gone")  # the clone goes, a new one comes at the same path
+        host.mkdir()
+        (host / "new").write_text("second clone")
+        godot_env._bind(root, str(host), godot_env._mounts())
+        assert (target / "new").is_file() and not (target / "old").exists()
+    finally:
+        for m in godot_env.mounts_under(root):
+            subprocess.run(["umount", "-l", m], check=False)
