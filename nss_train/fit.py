@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     vgg_weights: str | None = None
     l1_weight: float = 1.0  # loss = 1 - SSIM + l1_weight * L1 (no VGG weights): larger leans towards PSNR
+    bloom_weight: float = 0.0  # + bloom_weight * losses.bloom_loss (linear energy a glow pass spreads)
     seq_len: int = 8  # recurrent presets (accum): frames per training window (truncated BPTT through all of them)
     loss_skip: int = 2  # recurrent presets: the first frames of a window (history still empty) carry no loss
     cache_gb: float = 2.0  # decoded frames kept in memory (windows of recurrent presets reuse many frames)
@@ -352,7 +353,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
-    loss_fn = NSSLoss(cfg.vgg_weights, l1_weight=cfg.l1_weight).to(device)
+    loss_fn = NSSLoss(cfg.vgg_weights, l1_weight=cfg.l1_weight, bloom_weight=cfg.bloom_weight).to(device)
     use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
 
     def amp_ctx():
@@ -416,11 +417,13 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
                     pred = net(b["colour"], b["depth"], b["motion"], b["jitter"])
             if recurrent:  # frames loss_skip.. of every window, in display space (what the metrics measure)
                 k = cfg.loss_skip
-                p_, t_ = pred[:, k:].float(), b["target"][:, k:]
-                loss, parts = loss_fn(srgb_encode(p_.flatten(0, 1)), to_display(t_.flatten(0, 1)))
+                p_, t_ = pred[:, k:].float().flatten(0, 1), b["target"][:, k:].flatten(0, 1)
             else:
                 # in display space too (the sRGB curve of the Reinhard map: what PSNR/SSIM/FLIP measure)
-                loss, parts = loss_fn(srgb_encode(pred.float()), to_display(b["target"]))
+                p_, t_ = pred.float(), b["target"]
+            # pred is Reinhard-mapped; its linear value (for the bloom term) kept below 999 (Reinhard 0.999)
+            lin = colour_inverse(p_.clamp(max=0.999)) if cfg.bloom_weight else None
+            loss, parts = loss_fn(srgb_encode(p_), to_display(t_), lin, t_)
             if not torch.isfinite(loss):
                 raise FitError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
             opt.zero_grad(set_to_none=True)

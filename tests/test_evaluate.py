@@ -56,6 +56,27 @@ def test_loss_is_full_weight_ssim_and_vgg_needs_local_weights(tmp_path, caplog):
         NSSLoss(tmp_path / "nope.pth")
 
 
+def test_bloom_term_sees_the_lost_energy_of_a_bright_thin_line():
+    """A 1-px HDR line at half its energy: the display loss hardly notices (Reinhard compresses > 1), the bloom
+    term does (it is what Godot's glow spreads); equal images cost nothing; the term joins the total."""
+    from nss_train.losses import bloom_loss
+    target = torch.full((1, 3, 32, 32), 0.05)
+    target[..., 16, :] = 10.0
+    half = target.clone()
+    half[..., 16, :] = 5.0
+    blur = target.clone()  # the same energy over 2 rows of one block: no bloom loss, though display values differ more
+    blur[..., 16:18, :] = 0.05 + (10.0 - 0.05) / 2
+    assert float(bloom_loss(target, target)) == 0.0
+    assert float(bloom_loss(half, target)) > 5 * float(bloom_loss(blur, target))
+    disp_half = float((to_display(half) - to_display(target)).abs().mean())
+    disp_blur = float((to_display(blur) - to_display(target)).abs().mean())
+    assert disp_half < disp_blur  # the display L1 ranks them the other way round
+    lf = NSSLoss(None, bloom_weight=2.0)
+    loss, parts = lf(to_display(half), to_display(target), half, target)
+    assert parts["total"] == pytest.approx(parts["ssim"] + parts["l1"] + 2.0 * parts["bloom"], rel=1e-5)
+    assert "bloom" in lf.description
+
+
 def _scene(H, W, seed=0):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(1, 3, H // 4, W // 4, generator=g)
