@@ -343,9 +343,11 @@ class Accum(nn.Module):
         o = a[:, None] * h_rect + (1.0 - a[:, None]) * cur
         if resid is not None:
             o = o + resid.reshape(B, 3, Q, h, w)
-        o_img = F.pixel_shuffle(o.reshape(B, 3 * Q, h, w), s)
-        # 7. new history: clamped output + the blend weight used
-        new_hist = torch.cat([torch.clamp(o_img, 0.0, 1.0), F.pixel_shuffle(acc, s)], 1)
+        o = o.reshape(B, 3 * Q, h, w)
+        o_img = F.pixel_shuffle(o, s)
+        # 7. new history: clamped output + the blend weight used. Clamped before its own pixel shuffle (the same
+        # values): two Clips on one tensor made the fp16 ONNX export drop one Clip's bound (ORT refused the file)
+        new_hist = torch.cat([F.pixel_shuffle(torch.clamp(o, 0.0, 1.0), s), F.pixel_shuffle(acc, s)], 1)
         return o_img, new_hist
 
     def step(self, colour, depth, motion, jitter, reset, hist):

@@ -1,8 +1,8 @@
 """Export a trained NSS checkpoint to ONNX for the runtime (nss_runtime.session), then prove parity.
 
-    python tools/export_onnx.py                                  # models/fast_x2.pt -> models/fast_x2.onnx
+    python tools/export_onnx.py                                  # models/accum_x2.pt -> models/accum_x2.onnx
     python tools/export_onnx.py --ckpt runs/x/ckpt.pt --out m.onnx --fp16
-    python tools/export_onnx.py --init fast --scale 4 --out /tmp/f4.onnx   # freshly initialised weights
+    python tools/export_onnx.py --init accum --scale 4 --out /tmp/a4.onnx  # freshly initialised weights
 
 The graph is one recurrent step of the model (model.step): inputs are the raw
 contract buffers of the current frame (colour, depth, motion in contract units,
@@ -40,7 +40,7 @@ from nss_runtime import contract  # noqa: E402
 from nss_runtime.session import (FORMAT, FORMAT_VERSION, FRAME_INPUTS, METADATA_KEY, RGB_OUTPUT,  # noqa: E402
                                  Session, SessionError)
 
-DEFAULT_CKPT = ROOT / "models" / "fast_x2.pt"
+DEFAULT_CKPT = ROOT / "models" / "accum_x2.pt"  # the shipped default (addons/neural_ss/models/default_x2.onnx)
 FP32_TOL = 1e-4
 FP16_TOL = 2e-2  # fp16 has an 11-bit mantissa: ~5e-4 per op, accumulated over ~20 layers and the warps
 OPSET = 18
@@ -353,7 +353,7 @@ def load_model(ckpt: Path | None, init: str | None, scale: int, n_prev: int | No
             raise ExportError(f"--init {init!r}: {e}") from None
         return build_model(cfg).eval(), cfg, {"init": "fresh random weights (not trained)", "seed": seed}
     if not ckpt.is_file():
-        hint = (" (the shipped model is not trained yet: use --init fast to export fresh weights)"
+        hint = (" (the shipped model is not trained yet: use --init accum to export fresh weights)"
                 if ckpt == DEFAULT_CKPT else "")
         raise ExportError(f"{ckpt}: checkpoint not found{hint}")
     try:
@@ -414,7 +414,7 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint (default %(default)s)")
     ap.add_argument("--out", type=Path, help="ONNX file (default: the checkpoint's path with .onnx)")
-    ap.add_argument("--init", metavar="PRESET", help="export freshly initialised weights of PRESET (fast|nsrr) "
+    ap.add_argument("--init", metavar="PRESET", help="export freshly initialised weights of PRESET (accum|fast|nsrr) "
                     "instead of a checkpoint")
     ap.add_argument("--scale", type=int, default=2, choices=contract.SCALES, help="with --init")
     ap.add_argument("--n-prev", type=int, help="with --init: previous frames (default: the preset's)")
