@@ -3,7 +3,7 @@
     python -m nss_train.capture_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo \\
         --sequences 8 --frames 32 --low 160x90 --scale 2 --ss 2 --msaa 4 --time-scale 2
     python -m nss_train.data check data/godot_demo
-    python -m nss_train.fit --data data/godot_demo [data/default ...] --init models/fast_x2.pt ...
+    python -m nss_train.fit --data data/godot_demo [data/default ...] --init models/accum_x2.pt ...
 
 Runs Godot (tools/godot_env.py: host Godot 4.3+ or the project's chroot, under Xvfb + lavapipe
 when there is no display) on the addon's capture scene

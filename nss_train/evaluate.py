@@ -1,6 +1,6 @@
 """Evaluate a trained model against bilinear, bicubic and a TAA upscaler on held-out sequences.
 
-    python -m nss_train.evaluate --model models/fast_x2.pt --data data/ship/test_jit data/ship/test_nojit
+    python -m nss_train.evaluate --model models/accum_x2.pt --data data/blender_heldout
     python -m nss_train.evaluate --model runs/default/best.pt          # the run's validation sequences
 
 Every method runs in streaming order over each sequence (the model through its
@@ -286,7 +286,7 @@ def markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nss_train.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="models/fast_x2.pt", help="checkpoint; '' for the baselines only")
+    p.add_argument("--model", default="models/accum_x2.pt", help="checkpoint; '' for the baselines only")
     p.add_argument("--data", nargs="*", default=[], help="held-out dataset(s)/sequence(s); default: the "
                    "checkpoint's validation sequences")
     p.add_argument("--out", default=None, help="output prefix (default: MODEL without .pt + '.eval')")
