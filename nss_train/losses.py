@@ -173,7 +173,9 @@ def bloom_loss(pred_linear: torch.Tensor, target_linear: torch.Tensor) -> torch.
     lost (averaging samples in Reinhard space lowers it: 0 and 10 average to 0.83, not 5) darkens a whole
     halo that the display-space loss barely sees (Reinhard compresses values > 1). Measured in engine:
     motion_and_effects with glow off, accum beats FSR2 by 1.5-1.7 dB; with glow on it lost by 0.2-0.3 dB.
-    log1p keeps the rare specular peaks (up to ~29,000 linear in the targets) from dominating."""
+    log1p keeps the rare specular peaks (up to ~29,000 linear in the targets) from dominating.
+    Tried once (weight 4, 10,000 steps fine-tuned from the shipped accum): the term stayed flat (0.008) and
+    motion_and_effects moved < 0.1 dB; not in the shipped recipe (docs/accum.md)."""
     loss = pred_linear.new_zeros(())
     for k in BLOOM_POOLS:
         if min(pred_linear.shape[-2:]) < k:
