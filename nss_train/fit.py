@@ -421,8 +421,8 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
             else:
                 # in display space too (the sRGB curve of the Reinhard map: what PSNR/SSIM/FLIP measure)
                 p_, t_ = pred.float(), b["target"]
-            # pred is Reinhard-mapped; its linear value (for the bloom term) kept below 999 (Reinhard 0.999)
-            lin = colour_inverse(p_.clamp(max=0.999)) if cfg.bloom_weight else None
+            # pred is Reinhard-mapped; the bloom term needs it linear (colour_inverse clamps it to the contract's cap)
+            lin = colour_inverse(p_) if cfg.bloom_weight else None
             loss, parts = loss_fn(srgb_encode(p_), to_display(t_), lin, t_)
             if not torch.isfinite(loss):
                 raise FitError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")

@@ -167,7 +167,7 @@ BLOOM_POOLS = (4, 8)  # output px: the scales over which a bloom/glow pass sprea
 
 
 def bloom_loss(pred_linear: torch.Tensor, target_linear: torch.Tensor) -> torch.Tensor:
-    """L1 of log(1 + box-mean) of LINEAR HDR colour over 4x4 and 8x8 blocks: the energy a bloom spreads.
+    """L1 of log(1 + box-mean) of LINEAR HDR colour over BLOOM_POOLS blocks (averaged): the energy a bloom spreads.
 
     Godot's glow runs after the upscaler on its linear output, so a bright thin line whose linear energy is
     lost (averaging samples in Reinhard space lowers it: 0 and 10 average to 0.83, not 5) darkens a whole
@@ -176,14 +176,10 @@ def bloom_loss(pred_linear: torch.Tensor, target_linear: torch.Tensor) -> torch.
     log1p keeps the rare specular peaks (up to ~29,000 linear in the targets) from dominating.
     Tried once (weight 4, 10,000 steps fine-tuned from the shipped accum): the term stayed flat (0.008) and
     motion_and_effects moved < 0.1 dB; not in the shipped recipe (docs/accum.md)."""
-    loss = pred_linear.new_zeros(())
-    for k in BLOOM_POOLS:
-        if min(pred_linear.shape[-2:]) < k:
-            continue
-        a = torch.log1p(F.avg_pool2d(pred_linear.clamp(min=0.0), k))
-        b = torch.log1p(F.avg_pool2d(target_linear.clamp(min=0.0), k))
-        loss = loss + (a - b).abs().mean()
-    return loss / len(BLOOM_POOLS)
+    pools = [k for k in BLOOM_POOLS if k <= min(pred_linear.shape[-2:])]  # images smaller than a block skip it
+    terms = [(torch.log1p(F.avg_pool2d(pred_linear.clamp(min=0.0), k))
+              - torch.log1p(F.avg_pool2d(target_linear.clamp(min=0.0), k))).abs().mean() for k in pools]
+    return sum(terms) / len(terms) if terms else pred_linear.new_zeros(())
 
 
 class NSSLoss(nn.Module):
@@ -201,7 +197,8 @@ class NSSLoss(nn.Module):
 
     @property
     def description(self) -> str:
-        bloom = (f" + {self.bloom_weight:g} * bloom (L1 of log(1 + 4x4 / 8x8 box means) of linear colour)"
+        blocks = " / ".join(f"{k}x{k}" for k in BLOOM_POOLS)
+        bloom = (f" + {self.bloom_weight:g} * bloom (L1 of log(1 + {blocks} box means) of linear colour)"
                  if self.bloom_weight else "")
         if self.vgg is None:
             return (f"1 - SSIM + {self.l1_weight:g} * L1 on display values (sRGB curve of the Reinhard map){bloom}; "
