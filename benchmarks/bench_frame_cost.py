@@ -139,7 +139,7 @@ def prepare(godot, project: Path, dest: Path, timeout: float) -> Path:
 
 
 def godot_args(scene: str, method: str, size: tuple[int, int], scale: int, warmup: int, frames: int, out: Path,
-               rendering_driver: str, profile: bool = False) -> list[str]:
+               rendering_driver: str, profile: bool = False, gpu_index: int | None = None) -> list[str]:
     harness_method = "neural" if method.startswith(("neural", "addon")) else method
     user = ["--cmp-method", harness_method, "--cmp-out", str(out), "--cmp-frames", str(frames),
             "--cmp-warmup", str(warmup), "--cmp-scale", str(scale), "--cmp-size", f"{size[0]}x{size[1]}",
@@ -152,14 +152,16 @@ def godot_args(scene: str, method: str, size: tuple[int, int], scale: int, warmu
         user += ["--cmp-addon-mode", "bilinear"]
     if profile:
         user += ["--nss-gpu-profile"]
-    return ["--audio-driver", "Dummy", "--rendering-driver", rendering_driver, "--fixed-fps", str(FIXED_FPS),
+    gpu = [] if gpu_index is None else ["--gpu-index", str(gpu_index)]
+    return ["--audio-driver", "Dummy", "--rendering-driver", rendering_driver, *gpu, "--fixed-fps", str(FIXED_FPS),
             "--disable-vsync", "--resolution", f"{size[0]}x{size[1]}", "--windowed", scene, "--", *user]
 
 
 def run_one(godot, proj: Path, scene: str, method: str, size, a, out: Path, profile: bool = False) -> dict:
     if out.exists():
         shutil.rmtree(out)
-    args = godot_args(scene, method, size, a.scale, a.warmup, a.frames, out, a.rendering_driver, profile)
+    args = godot_args(scene, method, size, a.scale, a.warmup, a.frames, out, a.rendering_driver, profile,
+                      a.gpu_index)
     r = godot.run(["--path", str(proj), *args], a.timeout, display=True, paths=[str(proj), str(out.parent)],
                   done_marker="CMP_DONE")
     why = C.godot_failure(r, f"{scene} ({method})")
@@ -213,9 +215,15 @@ def summarise(runs: dict, methods: list[str], kernels: dict) -> list[dict]:
             wall = [statistics.median(f["wall_ms"] for f in per[m][i]["frames"]) for i in range(reps)]
             gpu = [statistics.median(f["gpu_ms"] for f in per[m][i]["frames"]) for i in range(reps)]
             frames = [f["wall_ms"] for i in range(reps) for f in per[m][i]["frames"]]
+            vps: dict[str, list[float]] = {}
+            for i in range(reps):
+                for f in per[m][i]["frames"]:
+                    for name, ms in f.get("viewport_gpu_ms", {}).items():
+                        vps.setdefault(name, []).append(ms)
             rows[m] = {"wall_ms": spread(wall), "gpu_ms": spread(gpu), "wall_ms_frames": spread(frames),
                        "wall_ms_reps": [round(x, 3) for x in wall], "gpu_ms_reps": [round(x, 3) for x in gpu],
-                       "render_size": per[m][0]["render_size"]}
+                       "render_size": per[m][0]["render_size"],
+                       "viewport_gpu_ms": {k: round(statistics.median(v), 3) for k, v in vps.items()}}
         for key in ("wall_ms", "gpu_ms"):
             base = rows[BASELINE][f"{key}_reps"]
             for m in methods:
@@ -287,6 +295,12 @@ def markdown(res: dict) -> str:
             lines.append(f"| {m} | {fmt(v['wall_ms'])} | {fmt(v['added_wall_ms'])} | "
                          f"{fmt(rw, 2, 'x') if m != BASELINE else '-'} | {fmt(v['gpu_ms'])} | {fmt(v['added_gpu_ms'])}"
                          f" | {fmt(rg, 2, 'x') if m != BASELINE else '-'} |")
+        by_vp = [(m, v["viewport_gpu_ms"]) for m, v in b["methods"].items() if len(v.get("viewport_gpu_ms", {})) > 1]
+        if by_vp:
+            lines += ["", "GPU ms by viewport (median over all timed frames): " + "; ".join(
+                f"{m}: " + ", ".join(f"{k} {ms:.1f}" for k, ms in vp.items()) for m, vp in by_vp)
+                + " (NeuralSSLowRes: the addon's low-res render with the capture and the network; NeuralSSPresent3D: "
+                  "its full-resolution present pass, Godot's post-processing on the upscaled image)."]
         if "network" in b:
             n = b["network"]
             lines += ["", f"Network (neural - neural_skip): wall {fmt(n['wall_ms'])} ms, "
@@ -423,6 +437,7 @@ def main(argv=None) -> int:
     ap.add_argument("--display", choices=("xvfb", "host"), default="xvfb",
                     help="xvfb: the project's Godot under Xvfb (lavapipe here); host: $DISPLAY, no Xvfb (a GPU's X server)")
     ap.add_argument("--rendering-driver", default="vulkan")
+    ap.add_argument("--gpu-index", type=int, default=None, help="Godot's --gpu-index (which Vulkan device)")
     ap.add_argument("--allow-cpu-device", action="store_true", help="--display host on lavapipe/llvmpipe (testing)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per Godot run")
     ap.add_argument("--keep", action="store_true", help="keep the project copies and per-run timing files")
