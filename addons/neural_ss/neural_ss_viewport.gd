@@ -100,7 +100,6 @@ var _fps_smooth: float = 0.0
 
 
 func _ready() -> void:
-	process_priority = 1000  # after the game moved its camera this frame
 	_has_rd = RenderingServer.get_rendering_device() != null
 	if not NeuralSSSettings.get_value("enabled"):
 		_warn("disabled", "neural_ss: disabled in Project Settings (neural_ss/enabled); plain rendering")
@@ -117,9 +116,14 @@ func _ready() -> void:
 	# what feeds NEURAL mode: the GPU runtime (addons/neural_ss/gpu/) or the Python runtime bridge
 	# (addons/neural_ss/bridge/), chosen once by neural_ss/runtime; prints one line saying which and why
 	add_child(NeuralSSGpuBackend.choose(self))
+	# The low-res camera copies the game camera as late as the engine allows: after every _process,
+	# deferred call, tween and physics step of the frame, just before drawing (see _on_frame_pre_draw).
+	RenderingServer.frame_pre_draw.connect(_on_frame_pre_draw)
 
 
 func _exit_tree() -> void:
+	if RenderingServer.frame_pre_draw.is_connected(_on_frame_pre_draw):
+		RenderingServer.frame_pre_draw.disconnect(_on_frame_pre_draw)
 	_deactivate()
 
 
@@ -224,6 +228,9 @@ func _activate(src_cam: Camera3D) -> void:
 	_sub.handle_input_locally = false
 	_sub.audio_listener_enable_3d = false
 	_cam = Camera3D.new()
+	# it is given the game camera's rendered (already interpolated) transform every frame: physics
+	# interpolation of its own would blend that with the previous frame's
+	_cam.physics_interpolation_mode = Node.PHYSICS_INTERPOLATION_MODE_OFF
 	_sub.add_child(_cam)
 	_layer = CanvasLayer.new()
 	_layer.layer = -100  # behind the game's own UI
@@ -291,6 +298,7 @@ func _make_present_viewport() -> void:
 	_present_vp.handle_input_locally = false
 	_present_vp.audio_listener_enable_3d = false
 	_present_cam = Camera3D.new()
+	_present_cam.physics_interpolation_mode = Node.PHYSICS_INTERPOLATION_MODE_OFF
 	_present_cam.cull_mask = 0  # nothing to draw: the world is empty anyway
 	_present_effect = NeuralSSPresentEffect.new()
 	var comp := Compositor.new()
@@ -327,8 +335,16 @@ func _sync_present(src: Camera3D) -> void:
 	_present_vp.use_debanding = _source_vp.use_debanding
 
 
+## The transform `cam` is drawn with this frame: under physics interpolation (Godot 4.4+, 3D) that is the
+## interpolated transform between the last two physics ticks, not global_transform (the newest tick).
+static func rendered_transform(cam: Camera3D) -> Transform3D:
+	if cam.is_physics_interpolated_and_enabled():
+		return cam.get_global_transform_interpolated()
+	return cam.global_transform
+
+
 func _sync_camera(src: Camera3D) -> void:
-	_cam.global_transform = src.global_transform
+	_cam.global_transform = rendered_transform(src)
 	_cam.projection = src.projection
 	_cam.fov = src.fov
 	_cam.size = src.size
@@ -352,6 +368,9 @@ func _sync_camera(src: Camera3D) -> void:
 		comp.compositor_effects = effects
 		_cam.compositor = comp
 	_cam.current = true
+	# Transform changes reach the RenderingServer when the SceneTree flushes them (during processing):
+	# this runs after that (frame_pre_draw), so the camera is sent now or it would be drawn next frame.
+	_cam.force_update_transform()
 
 
 func _process(_delta: float) -> void:
@@ -387,11 +406,22 @@ func _process(_delta: float) -> void:
 		_out_size = out
 		_cut_requested = true
 	_sub.use_taa = use_taa
+	_update_overlay()
+
+
+# RenderingServer.frame_pre_draw: after all scene processing of the frame (every _process whatever its
+# priority, deferred calls, tweens, physics steps, RemoteTransform3D), just before the frame is drawn.
+# A copy taken in _process would miss a camera moved later in the frame and show the world one frame late.
+func _on_frame_pre_draw() -> void:
+	if not active or not is_instance_valid(_source_vp):
+		return
+	var src_cam := _source_vp.get_camera_3d()
+	if src_cam == null or src_cam == _cam:
+		return  # _process deactivates next frame
 	_sync_camera(src_cam)
 	_feed_effect()
 	_present()
 	frame_index += 1
-	_update_overlay()
 
 
 ## Halton sample `index` (1-based) of base `b`, in [0, 1).
