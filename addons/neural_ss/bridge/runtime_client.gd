@@ -46,7 +46,7 @@ const PROBE := "import json, os, sys\nr = {'python': sys.version.split()[0]}\nfo
 		+ "        r[m] = '%s: %s' % (type(e).__name__, e)\nwith open(sys.argv[1] + '.tmp', 'w') as f:\n" \
 		+ "    json.dump(r, f)\nos.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
 const FIX_HINT := "install them with `%s -m pip install numpy onnxruntime` (onnxruntime-gpu for CUDA), or set " \
-		+ "neural_ss/runtime_command to a Python that has them"
+		+ "neural_ss/python/command to a Python that has them"
 const _RX_HEADER := 0
 const _RX_RESULT_HEAD := 100  # a RESULT's fixed part; its pixels are read as RESULT
 
@@ -284,7 +284,7 @@ func _launch() -> void:
 		var where := ("'%s' does not exist" % exe) if exe.contains("/") or exe.contains("\\") \
 				else ("'%s' is not on PATH" % exe)
 		_fail(("no Python to run the runtime: %s; install Python 3 with numpy + onnxruntime "
-				+ "(`python3 -m pip install numpy onnxruntime`) or set neural_ss/runtime_command to such a Python")
+				+ "(`python3 -m pip install numpy onnxruntime`) or set neural_ss/python/command to such a Python")
 				% where)
 		return
 	var model := _global_path(model_path)
@@ -308,7 +308,7 @@ func _launch() -> void:
 	_pid = OS.create_process(exe, args)
 	_launch_args = args
 	if _pid <= 0:
-		_fail("could not start the runtime '%s' (set neural_ss/runtime_command to a Python with numpy + onnxruntime)"
+		_fail("could not start the runtime '%s' (set neural_ss/python/command to a Python with numpy + onnxruntime)"
 				% exe)
 		return
 	_set_state(State.LAUNCHING, "")
@@ -369,7 +369,7 @@ func _poll_probe(now: float) -> void:
 	elif not OS.is_process_running(_probe_pid) and now - _state_since_ms > 500.0 \
 			or now - _state_since_ms > 30000.0:
 		_fail("the runtime exited during start-up and '%s' could not run a Python check: is it Python 3? " % _exe
-				+ "Set neural_ss/runtime_command to a Python 3 with numpy + onnxruntime")
+				+ "Set neural_ss/python/command to a Python 3 with numpy + onnxruntime")
 
 
 ## The full path of [param exe] (as given when it has a directory part, else found on PATH); empty when
