@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nss_runtime import gpu_program as gp
-from nss_train import accum as A
+from nss_train.models import accum as A
 
 TAPS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 JITTERS = [(0.31, -0.12), (-0.4, 0.22), (0.05, 0.45), (-0.27, -0.08)]
