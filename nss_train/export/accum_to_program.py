@@ -1,10 +1,10 @@
-"""The `accum` preset (nss_train.accum) as an NSS GPU program: Accum.step_mapped op for op (see to_program)."""
+"""The `accum` preset (nss_train.models.accum) as an NSS GPU program: Accum.step_mapped op for op (see nss_train.export.gpu)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from nss_train.to_program import ProgramBuilder
+from nss_train.export.program_builder import ProgramBuilder
 
 
 def _concat(b: ProgramBuilder, parts: list[str], out: str) -> str:
@@ -22,7 +22,7 @@ def accum_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
     for flag in ("use_jitter", "use_motion", "use_history"):
         if not getattr(cfg, flag, True):
             raise ValueError(f"to_program: accum with {flag}=False (an ablation) has no GPU program")
-    from nss_train import accum as A
+    from nss_train.models import accum as A
 
     s = int(cfg.scale)
     Q = s * s
