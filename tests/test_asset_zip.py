@@ -5,6 +5,7 @@ runtime (Xvfb + lavapipe)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nss_godot import asset_zip as Z
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import build_asset_zip as Z  # noqa: E402
 
 SCENE = """[gd_scene load_steps=4 format=3]
 
@@ -67,7 +68,9 @@ renderer/rendering_method="forward_plus"
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("asset_zip") / "neural_ss.zip"
-    assert Z.main(["--out", str(out)]) == 0
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "build_asset_zip.py"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "build_asset_zip: " in r.stdout, r.stderr
     return out
 
 

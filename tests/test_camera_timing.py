@@ -11,14 +11,13 @@ transform is off under physics interpolation (about 10.8 dB)."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from nss_train.eval import in_engine as C
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import compare_upscalers as C  # noqa: E402
 
 pytestmark = [pytest.mark.godot]
 
