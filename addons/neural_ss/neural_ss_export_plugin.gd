@@ -18,8 +18,8 @@ func _export_begin(_features: PackedStringArray, _is_debug: bool, _path: String,
 	var model := str(NeuralSSSettings.get_value("model_path"))
 	var program := NeuralSSSettings.gpu_program_path(model)
 	for file: String in files_to_add(program):
-		if ResourceLoader.exists(file):
-			continue  # a resource (the .json is one): Godot exports it by itself
+		if file.get_extension() == "json" and ResourceLoader.exists(file):
+			continue  # a JSON resource: Godot exports it by itself (a .glsl is added raw even when it is imported)
 		var bytes := FileAccess.get_file_as_bytes(file)
 		if bytes.is_empty():
 			push_warning("neural_ss: export: %s is missing or empty: the exported game will show bilinear" % file)
