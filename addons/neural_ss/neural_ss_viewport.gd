@@ -484,9 +484,6 @@ func _sync_camera(src: Camera3D) -> void:
 		comp.compositor_effects = effects
 		_cam.compositor = comp
 	_cam.current = true
-	# Transform changes reach the RenderingServer when the SceneTree flushes them (during processing):
-	# this runs after that (frame_pre_draw), so the camera is sent now or it would be drawn next frame.
-	_cam.force_update_transform()
 
 
 func _process(_delta: float) -> void:
