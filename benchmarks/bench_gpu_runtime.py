@@ -29,14 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools", ROOT / "addons" / "neural_ss" / "runtime", ROOT / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from nss_runtime.gpu_program import conv_flops, load_program, program_path_for
+from nss_runtime.session import Session
+from nss_train.export import onnx as E
 
-import export_onnx as E  # noqa: E402
-from nss_runtime.gpu_program import conv_flops, load_program, program_path_for  # noqa: E402
-from nss_runtime.session import Session  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -53,7 +50,7 @@ def project(godot, where: Path) -> Path:
 
 
 def run_gpu(godot, proj: Path, prog_json: Path, frames: list[dict], out: Path, repeat: int) -> dict:
-    from test_gpu_runtime import run_runner
+    from nss_train.eval.godot_runs import run_gpu_runner as run_runner
 
     outs = run_runner(godot, proj, prog_json, frames, out, extra=["--repeat", str(repeat), "--profile"])
     res = json.loads((out / "res" / "result.json").read_text())
@@ -144,7 +141,7 @@ def main(argv=None) -> int:
                          "'accum' (models/accum_x2.onnx if present, else a freshly initialised accum x2), or .onnx paths")
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.low.lower().split("x"))
-    from nss_train.godot import ensure
+    from nss_godot.toolchain import ensure
 
     godot = ensure(verbose=False)
     tmp = Path(tempfile.mkdtemp(prefix="nss_bench_gpu_"))
@@ -161,7 +158,7 @@ def main(argv=None) -> int:
                 label = "accum_x2"
                 if not program_path_for(onnx).is_file():
                     import torch
-                    from nss_train.model import build_model, preset_config
+                    from nss_train.models.registry import build_model, preset_config
                     torch.manual_seed(0)
                     cfg = preset_config("accum", scale=2)
                     onnx, label = tmp / "accum_x2_init.onnx", "accum_x2 (fresh weights)"

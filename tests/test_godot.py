@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nss_train.frames import FrameError, frame_path, read_frame, read_meta
-from nss_train.raw_capture import convert
-from nss_train.godot import GodotError, RunResult, find_godot
+from nss_runtime.frames import FrameError, frame_path, read_frame, read_meta
+from nss_train.sources.godot_raw import convert
+from nss_godot.toolchain import GodotError, RunResult, find_godot
 
 pytestmark = pytest.mark.godot
 
@@ -126,7 +126,7 @@ def test_plugin_enables_in_headless_editor(godot, test_project, tmp_path):
     (p / "project.godot").write_text(cfg)
     r = godot.run(["--headless", "--editor", "--path", str(p), "--quit-after", "20"], timeout=180)
     out = check(r, "neural_ss: plugin enabled")
-    for key in ("enabled", "scale_factor", "model_path", "runtime_command", "execution_provider",
+    for key in ("enabled", "scale_factor", "model_path", "python/command", "python/execution_provider",
                 "show_stats_overlay"):
         assert key in out.split("neural_ss: plugin enabled")[1].splitlines()[0]
     # the node has its own icon in the editor's class list (@icon) and the icon imports
