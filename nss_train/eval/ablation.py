@@ -22,7 +22,8 @@ import torch
 from nss_runtime import frames as FR
 from nss_train.eval.baselines import upsample
 from nss_train.models.geometry import colour_inverse
-from nss_train.train.losses import psnr_from_mse, ssim, to_display
+from nss_train.eval.metrics import psnr_from_mse, ssim
+from nss_train.train.losses import to_display
 
 VARIANTS = {"full": {}, "history off": {"use_history": False}, "jitter off": {"use_jitter": False},
             "motion off": {"use_motion": False}, "dilation off": {"dilate": False}}
@@ -54,7 +55,8 @@ def run_model(model, frames) -> list[torch.Tensor]:
 
 
 def main(argv=None) -> int:
-    from nss_train.models.accum import Accum, load_checkpoint
+    from nss_train.models.accum import Accum
+    from nss_train.models.registry import CheckpointError, load_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ckpt", type=Path, required=True)
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     from nss_train.data.datasets import sequence_dirs
     base, cfg, _ = load_checkpoint(a.ckpt)
+    if not isinstance(base, Accum):
+        raise CheckpointError(f"{a.ckpt}: preset {cfg.name!r}; expected an 'accum' checkpoint")
     models = {}
     for name, kw in VARIANTS.items():
         m = Accum(dataclasses.replace(cfg, **kw)).eval()
