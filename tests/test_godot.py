@@ -126,7 +126,7 @@ def test_plugin_enables_in_headless_editor(godot, test_project, tmp_path):
     (p / "project.godot").write_text(cfg)
     r = godot.run(["--headless", "--editor", "--path", str(p), "--quit-after", "20"], timeout=180)
     out = check(r, "neural_ss: plugin enabled")
-    for key in ("enabled", "scale_factor", "model_path", "runtime_command", "execution_provider",
+    for key in ("enabled", "scale_factor", "model_path", "python/command", "python/execution_provider",
                 "show_stats_overlay"):
         assert key in out.split("neural_ss: plugin enabled")[1].splitlines()[0]
     # the node has its own icon in the editor's class list (@icon) and the icon imports
