@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nss_runtime.display import srgb_encode
 from nss_runtime.gpu_program import program_path_for
 from nss_runtime.session import Session
 from nss_train.eval.godot_runs import run_gpu_runner
@@ -32,10 +33,7 @@ LOW = (64, 36)
 DISPLAY_TOL = 2.0 / 255.0
 
 
-def srgb(linear: np.ndarray) -> np.ndarray:
-    """Display values: clamp, then sRGB encoding (what the Linear tonemapper shows)."""
-    c = np.clip(linear, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+srgb = srgb_encode  # display values: clamp, then sRGB encoding (what the Linear tonemapper shows)
 
 
 def _check(r, marker):

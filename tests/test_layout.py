@@ -149,7 +149,21 @@ def _long_functions(paths: list[Path]) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(reason="phase 2 of issue 20 splits these", strict=False)
 def test_no_long_functions():
     bad = _long_functions(_py(ROOT / "nss_train", ROOT / "tools"))
     assert not bad, f"functions over {MAX_FUNCTION_LINES} lines: {bad}"
+
+
+def test_long_function_finder_counts_lines(tmp_path):
+    f = tmp_path / "long.py"
+    f.write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES + "\n\ndef g():\n    return 1\n")
+    assert [x.split()[-3] for x in _long_functions_at(f)] == ["f"]
+
+
+def _long_functions_at(path: Path) -> list[str]:
+    global ROOT
+    saved, ROOT = ROOT, path.parent
+    try:
+        return _long_functions([path])
+    finally:
+        ROOT = saved
