@@ -42,6 +42,12 @@ var readbacks: int = 0
 ## When valid, called (render thread) with (PackedByteArray RGBA32F, frame index, w, h) per frame:
 ## recording for tools and tests only (it reads the output back).
 var record_callback: Callable
+## Convolution kernel: "direct" (neural_ss_conv.glsl: all output channels per invocation) or "tiled" (the
+## old shared-memory kernel; kept for comparison while the runtime is rebuilt).
+var conv_impl: String = "direct"
+## Pixels per invocation (x, y) and work group size of the direct convolution (chosen by measurement).
+var conv_block := Vector2i(2, 2)
+var conv_group := Vector2i(8, 8)
 
 var _prog: Dictionary = {}
 var _tensors: Dictionary = {}
@@ -208,6 +214,32 @@ func _shader(key: String, kernel: String, defines: Dictionary = {}) -> Dictionar
 		_shaders[key] = {}
 		return {}
 	var sh := _rd.shader_create_from_spirv(spirv, "nss_" + key)
+	var entry := {"shader": sh, "pipeline": _rd.compute_pipeline_create(sh)}
+	_shaders[key] = entry
+	return entry
+
+
+func _file_shader(key: String, file: String, defines: Dictionary) -> Dictionary:
+	if _shaders.has(key):
+		return _shaders[key]
+	var path := (get_script() as Script).resource_path.get_base_dir().path_join(file)
+	var text := FileAccess.get_file_as_string(path)
+	if text.is_empty():
+		error = "GPU runtime: %s missing or empty (the addon must ship its .glsl kernels)" % path
+		_shaders[key] = {}
+		return {}
+	var defs := ""
+	for d: String in defines:
+		defs += "#define %s %s\n" % [d, str(defines[d])]
+	var src := RDShaderSource.new()
+	src.language = RenderingDevice.SHADER_LANGUAGE_GLSL
+	src.source_compute = text.replace("#version 450\n", "#version 450\n" + defs)
+	var spirv := _rd.shader_compile_spirv_from_source(src)
+	if spirv.compile_error_compute != "":
+		error = "GPU kernel %s failed to compile: %s" % [file, spirv.compile_error_compute.strip_edges().left(300)]
+		_shaders[key] = {}
+		return {}
+	var sh := _rd.shader_create_from_spirv(spirv, "nss_" + file.get_basename())
 	var entry := {"shader": sh, "pipeline": _rd.compute_pipeline_create(sh)}
 	_shaders[key] = entry
 	return entry
@@ -453,6 +485,30 @@ func _add_op_steps(op: Dictionary, index: int) -> bool:
 					[float(op["cap"]), 0.0, 0.0, 0.0]), _groups(od, od[2]), label)
 		"conv2d":
 			var k := int(op["k"])
+			var act_s := str(op.get("act", "none"))
+			if conv_impl == "direct" and act_s in ["none", "relu"] and not op.has("mul") and not op.has("add"):
+				var cin4 := ceili(int(op["cin"]) / 4.0)
+				var defs := {"K": k, "CIN4": cin4, "CA4": cin4, "UP_A": 0, "POOL": 0,
+						"REPLICATE": 1 if str(op["pad"]) == "replicate" else 0, "BX": conv_block.x,
+						"BY": conv_block.y, "COUT4": od[2], "ACT": 1 if act_s == "relu" else 0,
+						"LX": conv_group.x, "LY": conv_group.y}
+				var dkey := "conv_direct"
+				for d: String in defs:
+					dkey += "_%s%s" % [d, defs[d]]
+				var sh := _file_shader(dkey, "neural_ss_conv.glsl", defs)
+				if sh.is_empty():
+					return false
+				var pc := PackedInt32Array([od[0], od[1], ad[0], ad[1], int(op["_woff"]), int(op["_boff"]), 0,
+						0]).to_byte_array()
+				var uniforms: Array[RDUniform] = []
+				var bl := [_bufs[out], _bufs[ins[0]], _dummy, _wbuf, _dummy]
+				for bi in bl.size():
+					uniforms.append(_storage(bl[bi], bi))
+				var uset := _rd.uniform_set_create(uniforms, sh["shader"], 0)
+				var cg := Vector3i(ceili(od[0] / float(conv_block.x * conv_group.x)),
+						ceili(od[1] / float(conv_block.y * conv_group.y)), 1)
+				_steps.append({"pipeline": sh["pipeline"], "set": uset, "push": pc, "groups": cg, "label": label})
+				return true
 			var key := "conv2d_k%d" % k
 			var i1 := [int(op["_woff"]), int(op["_boff"]), 1 if str(op["pad"]) == "replicate" else 0, 0]
 			var groups := Vector3i(ceili(od[0] / (8.0 * PX)), ceili(od[1] / 8.0), ceili(od[2] / float(OCB)))
