@@ -34,7 +34,6 @@ func _initialize() -> void:
 		_fail(_runner.error)
 		return
 	_runner.profile = _args.has("profile")
-	_runner.conv_impl = str(_args.get("conv", _runner.conv_impl))
 	if _args.has("conv-block"):
 		var b: PackedStringArray = str(_args["conv-block"]).split("x")
 		_runner.conv_block = Vector2i(int(b[0]), int(b[1]))
