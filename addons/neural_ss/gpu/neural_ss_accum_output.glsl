@@ -6,7 +6,7 @@
 // weight (FSR2-style total weight from the jitter's sample weight, or the running-mean prior), the blend +
 // residual; writes linear rgb to the output image and (clamp01(O), total weight) to the new history.
 // #defines from the runner: S, DEC4 (decoder vec4 groups; the jitter is input group DEC4), HEAD4 (head output
-// vec4 groups), NRESID, NSHARP, WEIGHTED (1/0), LX, LY. Head weights: the convolution layout, k = 1.
+// vec4 groups), NRESID, NSHARP, WEIGHTED (1/0), LX, LY, NW (vec4s in the head's weight buffer). Head weights: the convolution layout, k = 1.
 #extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x = LX, local_size_y = LY, local_size_z = 1) in;
@@ -17,7 +17,7 @@ layout(push_constant, std430) uniform Params {
 } p;
 layout(std430, set = 0, binding = 0) restrict readonly buffer Dec { vec4 dec[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer NetIn { vec4 net_in[]; };
-layout(std430, set = 0, binding = 2) restrict readonly buffer Wts { vec4 wts[]; };
+layout(std140, set = 0, binding = 2) uniform Wts { vec4 wts[NW]; };  // the head's weights + bias
 layout(std430, set = 0, binding = 3) restrict writeonly buffer NewHist { vec4 new_hist[]; };
 layout(rgba32f, set = 0, binding = 4) uniform restrict writeonly image2D rgb_out;
 

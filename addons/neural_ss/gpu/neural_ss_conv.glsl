@@ -8,6 +8,7 @@
 //   UP_A     1: input A is at half resolution, read nearest-upsampled x2 (the decoder's upsample + concat)
 //   POOL     1: also write the 2x2 average pool of the activated output (BX = BY = 2)
 //   REPLICATE 1: replicate border (else zeros)    BX, BY  pixels per invocation    LX, LY  work group size
+//   NW       vec4s in the layer's weight buffer
 // Tensors: vec4-packed planar, element (c, y, x) = lane c % 4 of vec4 ((c / 4) * H + y) * W + x.
 // Weights: [out group o][tap t][in group c][in lane j] vec4 of 4 output channels (mat4 column j), then
 // the bias vec4s; both offsets in vec4 units in the push constants.
@@ -21,7 +22,8 @@ layout(push_constant, std430) uniform Params {
 layout(std430, set = 0, binding = 0) restrict writeonly buffer Out { vec4 o_buf[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer InA { vec4 a_buf[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer InB { vec4 b_buf[]; };
-layout(std430, set = 0, binding = 3) restrict readonly buffer Wts { vec4 w[]; };
+layout(std140, set = 0, binding = 3) uniform Wts { vec4 w[NW]; };  // this layer's weights + bias (a uniform
+// buffer: read with dynamically uniform indices, one broadcast per value on every device)
 layout(std430, set = 0, binding = 4) restrict writeonly buffer Pool { vec4 pool_buf[]; };
 
 #define R (K / 2)
@@ -49,10 +51,10 @@ void accumulate(vec4 win[WX * WY], int c) {
 void main() {
 	int W = p.dims.x;
 	int H = p.dims.y;
+	// no early return for invocations past the edge: they compute on clamped coordinates and skip the
+	// stores, so the loops stay in uniform control flow and llvmpipe reads the (dynamically uniform)
+	// weights with one scalar load + broadcast instead of a per-lane gather
 	ivec2 b0 = ivec2(gl_GlobalInvocationID.xy) * ivec2(BX, BY);
-	if (b0.x >= W || b0.y >= H) {
-		return;
-	}
 	int xs[WX];
 	int ys[WY];
 	float vx[WX];
@@ -111,7 +113,9 @@ void main() {
 			}
 		}
 #if POOL == 1
-		pool_buf[(o * (H / 2) + b0.y / 2) * (W / 2) + b0.x / 2] = 0.25 * sum;
+		if (b0.x < W && b0.y < H) {
+			pool_buf[(o * (H / 2) + b0.y / 2) * (W / 2) + b0.x / 2] = 0.25 * sum;
+		}
 #endif
 	}
 }

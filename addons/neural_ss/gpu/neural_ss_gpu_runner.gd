@@ -63,7 +63,7 @@ var _bufs: Dictionary = {}  # tensor name -> storage buffer RID
 var _hist: Array[RID] = []  # the two history buffers, read/written in turn
 var _hist_name: String = ""
 var _hist_next: String = ""
-var _wbuf: RID
+var _wbufs: Dictionary = {}  # op index -> uniform buffer with that layer's weights + bias
 var _dummy: RID
 var _size := Vector2i.ZERO
 var _passes: Array = []  # per op: {"op", "shader", "label", "groups", and for convs "set", "push"}
@@ -163,6 +163,7 @@ func _pack_weights(src: PackedFloat32Array) -> void:
 		op["_boff"] = total / 4 if op["b"] != null else -1
 		if op["b"] != null:
 			total += ceili(cout / 4.0) * 4
+		op["_wend"] = total / 4
 	_packed.resize(total)
 	_packed.fill(0.0)
 	for op: Dictionary in _ops:
@@ -243,6 +244,20 @@ func _shader(file: String, defines: Dictionary) -> Dictionary:
 	return entry
 
 
+func _ubo(rid: RID, binding: int) -> RDUniform:
+	var u := RDUniform.new()
+	u.uniform_type = RenderingDevice.UNIFORM_TYPE_UNIFORM_BUFFER
+	u.binding = binding
+	u.add_id(rid)
+	return u
+
+
+# [weights offset, bias offset (-1: none)] inside the op's own weight buffer, and its size in vec4s
+func _woffs(op: Dictionary) -> Array:
+	var w0 := int(op["_woff"])
+	return [0, int(op["_boff"]) - w0 if int(op["_boff"]) >= 0 else -1, int(op["_wend"]) - w0]
+
+
 func _storage(rid: RID, binding: int) -> RDUniform:
 	var u := RDUniform.new()
 	u.uniform_type = RenderingDevice.UNIFORM_TYPE_STORAGE_BUFFER
@@ -281,10 +296,10 @@ func free_gpu() -> void:
 	if _rd == null:
 		return
 	_free_sized()
-	for rid: RID in [_wbuf, _dummy]:
+	for rid: RID in _wbufs.values() + [_dummy]:
 		if rid.is_valid():
 			_rd.free_rid(rid)
-	_wbuf = RID()
+	_wbufs.clear()
 	_dummy = RID()
 	for k: String in _shaders:
 		var e: Dictionary = _shaders[k]
@@ -302,12 +317,13 @@ func _zero_buffer(bytes: int) -> RID:
 func _setup(size: Vector2i) -> bool:
 	_free_sized()
 	_size = size
-	if not _wbuf.is_valid():
-		var wb := _packed.to_byte_array()
-		if wb.is_empty():
-			wb.resize(16)
-		_wbuf = _rd.storage_buffer_create(wb.size(), wb)
+	if not _dummy.is_valid():
 		_dummy = _zero_buffer(16)
+		for i in _ops.size():
+			var op: Dictionary = _ops[i]
+			if op.has("_woff"):
+				var wb := _packed.slice(int(op["_woff"]) * 4, int(op["_wend"]) * 4).to_byte_array()
+				_wbufs[i] = _rd.uniform_buffer_create(wb.size(), wb)
 	var skip := ["colour", "depth", "motion", "jitter", "reset", str(_prog["output"]), _hist_name, _hist_next]
 	for name: String in _tensors:
 		if name in skip:
@@ -354,10 +370,11 @@ func _add_pass(op: Dictionary, index: int) -> bool:
 			var nr := int(op["n_resid"])
 			var sh := _shader("neural_ss_accum_output.glsl", {"S": int(op["s"]), "DEC4": _c4(str(ins[0])),
 					"HEAD4": ceili(int(op["_cout"]) / 4.0), "NRESID": nr, "NSHARP": int(op["n_sharp"]),
-					"WEIGHTED": 1 if bool(op["weighted"]) else 0, "LX": pixel_group.x, "LY": pixel_group.y})
+					"WEIGHTED": 1 if bool(op["weighted"]) else 0, "LX": pixel_group.x, "LY": pixel_group.y,
+					"NW": _woffs(op)[2]})
 			if sh.is_empty():
 				return false
-			_passes.append({"op": op, "shader": sh, "label": label,
+			_passes.append({"op": op, "shader": sh, "label": label, "wbuf": _wbufs[index],
 					"groups": _groups(low, Vector2i.ONE, pixel_group)})
 			return true
 		"conv2d":
@@ -374,23 +391,25 @@ func _add_pass(op: Dictionary, index: int) -> bool:
 			var defs := {"K": int(op["k"]), "CIN4": slots.size() / 4, "CA4": _c4(str(ins[0])),
 					"UP_A": int(ups[0]), "POOL": 1 if pool != "" else 0,
 					"REPLICATE": 1 if str(op["pad"]) == "replicate" else 0, "BX": block.x, "BY": block.y,
-					"COUT4": _c4(out), "ACT": 1 if act == "relu" else 0, "LX": conv_group.x, "LY": conv_group.y}
+					"COUT4": _c4(out), "ACT": 1 if act == "relu" else 0, "LX": conv_group.x, "LY": conv_group.y,
+					"NW": _woffs(op)[2]}
 			if ins.size() > 1 and int(ups[1]) != 0:
 				error = "GPU runtime: conv2d %s: only its first input may be upsampled" % out
 				return false
 			var sh := _shader("neural_ss_conv.glsl", defs)
 			if sh.is_empty():
 				return false
-			var bl := [_bufs[out], _bufs[ins[0]], _bufs[ins[1]] if ins.size() > 1 else _dummy, _wbuf,
+			var bl := [_bufs[out], _bufs[ins[0]], _bufs[ins[1]] if ins.size() > 1 else _dummy, _wbufs[index],
 					_bufs[pool] if pool != "" else _dummy]
 			var uniforms: Array[RDUniform] = []
 			for bi in bl.size():
-				uniforms.append(_storage(bl[bi], bi))
+				uniforms.append(_ubo(bl[bi], bi) if bi == 3 else _storage(bl[bi], bi))
 			var uset := _rd.uniform_set_create(uniforms, sh["shader"], 0)
 			if not uset.is_valid():
 				error = "GPU runtime: uniform set for %s failed" % label
 				return false
-			var push := PackedInt32Array([od.x, od.y, ad.x, ad.y, int(op["_woff"]), int(op["_boff"]), 0, 0])
+			var wo := _woffs(op)
+			var push := PackedInt32Array([od.x, od.y, ad.x, ad.y, wo[0], wo[1], 0, 0])
 			_passes.append({"op": op, "shader": sh, "label": label, "set": uset,
 					"push": push.to_byte_array(), "groups": _groups(od, block, conv_group)})
 			return true
@@ -443,9 +462,10 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 			"accum_output":
 				var ins: Array = op["in"]
 				var u: Array[RDUniform] = [_storage(_bufs[str(ins[0])], 0), _storage(_bufs[str(ins[1])], 1),
-						_storage(_wbuf, 2), _storage(h_write, 3), _image(output_rid, 4)]
+						_ubo(ps["wbuf"], 2), _storage(h_write, 3), _image(output_rid, 4)]
 				st["set"] = UniformSetCacheRD.get_cache(sh["shader"], 0, u)
-				var b := PackedInt32Array([size.x, size.y, int(op["_woff"]), int(op["_boff"])]).to_byte_array()
+				var wo := _woffs(op)
+				var b := PackedInt32Array([size.x, size.y, wo[0], wo[1]]).to_byte_array()
 				b.append_array(PackedFloat32Array([jitter.x, jitter.y, float(_prog.get("colour_transform_max", 0.999)),
 						0.0, float(op["sigma"]), float(op["norm"]), float(op["cap"]), float(op["hi"])]).to_byte_array())
 				st["push"] = b
