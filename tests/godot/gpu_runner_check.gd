@@ -37,6 +37,8 @@ func _initialize() -> void:
 	if _args.has("conv-block"):
 		var b: PackedStringArray = str(_args["conv-block"]).split("x")
 		_runner.conv_block = Vector2i(int(b[0]), int(b[1]))
+	if _args.has("conv-split"):
+		_runner.conv_groups_per_invocation = int(_args["conv-split"])
 	if _args.has("conv-group"):
 		var g: PackedStringArray = str(_args["conv-group"]).split("x")
 		_runner.conv_group = Vector2i(int(g[0]), int(g[1]))

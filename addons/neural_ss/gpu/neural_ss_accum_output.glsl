@@ -14,6 +14,7 @@ layout(push_constant, std430) uniform Params {
 	ivec4 dims;  // low-res w, h, head weights offset, head bias offset (vec4 units)
 	vec4 f0;  // jitter x, jitter y, colour_transform_max
 	vec4 f1;  // sample weight sigma, its normaliser, weight cap, prior cap (hi)
+	vec4 wq[4];  // this frame's sample weight of each sub-pixel (S <= 4; the runner computes it once per frame)
 } p;
 layout(std430, set = 0, binding = 0) restrict readonly buffer Dec { vec4 dec[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer NetIn { vec4 net_in[]; };
@@ -88,18 +89,12 @@ void main() {
 			es += e[t];
 		}
 		vec3 cur = vec3(0.0);
-		float wq = 0.0;
 		[[unroll]] for (int t = 0; t < 9; t++) {
 			float k = e[t] / es;
 #if NSHARP > 0
 			k += head(10 * Q + 1 + NRESID + q * 9 + t);
 #endif
 			cur += yt[t] * k;
-#if WEIGHTED == 1
-			vec2 d = vec2(float(t % 3 - 1) + 0.5 - (float(qx) + 0.5) / float(S),
-					float(t / 3 - 1) + 0.5 - (float(qy) + 0.5) / float(S)) + p.f0.xy;
-			wq += exp(-dot(d, d) / (2.0 * p.f1.x * p.f1.x));
-#endif
 		}
 		vec3 h_rgb = vec3(nin[HW_F + q], nin[HW_F + Q + q], nin[HW_F + 2 * Q + q]);
 		float h_acc = nin[HW_F + 3 * Q + q];
@@ -107,7 +102,7 @@ void main() {
 		vec3 h_rect = min(max(h_rgb, lo), hi);
 		float logit = head(q);
 #if WEIGHTED == 1
-		wq /= p.f1.y;
+		float wq = p.wq[q / 4][q % 4];
 		float prior = log(clamp(h_acc, 0.0, 1.0) * p.f1.z + 1.0e-3) - log(wq);
 		float a = 1.0 / (1.0 + exp(-clamp(logit + prior, -80.0, 80.0))) * valid;
 		float acc = min(wq / (1.0 - a + 1.0e-4), p.f1.z) / p.f1.z;

@@ -1,13 +1,17 @@
 #version 450
-// Convolution pass of the NSS GPU runtime (NeuralSSGpuRunner): one invocation computes ALL output channels of
-// a BX x BY block of pixels, so every input value is loaded once per window (not once per output channel) and
-// every weight, read with a dynamically uniform index (a scalar broadcast), serves BX * BY pixels.
+// Convolution pass of the NSS GPU runtime (NeuralSSGpuRunner): one invocation computes COUT4 / OSPLIT output
+// vec4 groups (all output channels when OSPLIT = 1) of a BX x BY block of pixels, so every input value is
+// loaded once per tap (not once per output channel) and every weight, read with a dynamically uniform index
+// from a uniform buffer (a scalar broadcast), serves BX * BY pixels. Work group z = which of the OSPLIT parts:
+// on llvmpipe every float of an invocation is a whole SIMD register, so the accumulators are kept to <= ~16
+// floats (BX = BY = 1, OSPLIT = COUT4 / 4) and the inputs are loaded tap by tap, not as a window.
 // The runner puts its #defines right after #version (one pipeline per layer):
 //   K        kernel size (1 or 3)             COUT4  output vec4 groups      ACT  0 none, 1 relu
 //   CIN4     input vec4 groups (A then B)     CA4    groups read from input A (the rest from input B)
 //   UP_A     1: input A is at half resolution, read nearest-upsampled x2 (the decoder's upsample + concat)
 //   POOL     1: also write the 2x2 average pool of the activated output (BX = BY = 2)
 //   REPLICATE 1: replicate border (else zeros)    BX, BY  pixels per invocation    LX, LY  work group size
+//   OSPLIT   output groups split over work group z (COUT4 % OSPLIT == 0)
 //   NW       vec4s in the layer's weight buffer
 // Tensors: vec4-packed planar, element (c, y, x) = lane c % 4 of vec4 ((c / 4) * H + y) * W + x.
 // Weights: [out group o][tap t][in group c][in lane j] vec4 of 4 output channels (mat4 column j), then
@@ -26,78 +30,56 @@ layout(std140, set = 0, binding = 3) uniform Wts { vec4 w[NW]; };  // this layer
 // buffer: read with dynamically uniform indices, one broadcast per value on every device)
 layout(std430, set = 0, binding = 4) restrict writeonly buffer Pool { vec4 pool_buf[]; };
 
-#define R (K / 2)
-#define WX (BX + K - 1)
-#define WY (BY + K - 1)
-#define NPX (BX * BY)
 #define KK (K * K)
+#define OC4 (COUT4 / OSPLIT)
+#define NPX (BX * BY)
 
-vec4 acc[COUT4 * NPX];
-
-void accumulate(vec4 win[WX * WY], int c) {
-	[[unroll]] for (int t = 0; t < KK; t++) {
-		[[unroll]] for (int o = 0; o < COUT4; o++) {
-			int q = p.offs.x + ((o * KK + t) * CIN4 + c) * 4;
-			mat4 m = mat4(w[q], w[q + 1], w[q + 2], w[q + 3]);
-			[[unroll]] for (int j = 0; j < BY; j++) {
-				[[unroll]] for (int i = 0; i < BX; i++) {
-					acc[o * NPX + j * BX + i] += m * win[(j + t / K) * WX + i + t % K];
-				}
-			}
-		}
-	}
-}
+vec4 acc[OC4 * NPX];
 
 void main() {
 	int W = p.dims.x;
 	int H = p.dims.y;
 	// no early return for invocations past the edge: they compute on clamped coordinates and skip the
-	// stores, so the loops stay in uniform control flow and llvmpipe reads the (dynamically uniform)
-	// weights with one scalar load + broadcast instead of a per-lane gather
+	// stores, so the loops stay in uniform control flow (llvmpipe then reads uniform values once)
 	ivec2 b0 = ivec2(gl_GlobalInvocationID.xy) * ivec2(BX, BY);
-	int xs[WX];
-	int ys[WY];
-	float vx[WX];
-	float vy[WY];
-	[[unroll]] for (int i = 0; i < WX; i++) {
-		int x = b0.x + i - R;
-		vx[i] = (REPLICATE == 1 || (x >= 0 && x < W)) ? 1.0 : 0.0;
-		xs[i] = clamp(x, 0, W - 1);
-	}
-	[[unroll]] for (int j = 0; j < WY; j++) {
-		int y = b0.y + j - R;
-		vy[j] = (REPLICATE == 1 || (y >= 0 && y < H)) ? 1.0 : 0.0;
-		ys[j] = clamp(y, 0, H - 1);
-	}
-	[[unroll]] for (int o = 0; o < COUT4; o++) {
-		vec4 bias = p.offs.y >= 0 ? w[p.offs.y + o] : vec4(0.0);
+	int o0 = int(gl_WorkGroupID.z) * OC4;
+	[[unroll]] for (int o = 0; o < OC4; o++) {
+		vec4 bias = p.offs.y >= 0 ? w[p.offs.y + o0 + o] : vec4(0.0);
 		[[unroll]] for (int i = 0; i < NPX; i++) {
 			acc[o * NPX + i] = bias;
 		}
 	}
-	vec4 win[WX * WY];
-	for (int c = 0; c < CA4; c++) {
-		[[unroll]] for (int j = 0; j < WY; j++) {
-			[[unroll]] for (int i = 0; i < WX; i++) {
+	for (int c = 0; c < CIN4; c++) {
+		[[unroll]] for (int t = 0; t < KK; t++) {
+			vec4 v[NPX];
+			[[unroll]] for (int j = 0; j < BY; j++) {
+				[[unroll]] for (int i = 0; i < BX; i++) {
+					ivec2 q = b0 + ivec2(i + t % K - K / 2, j + t / K - K / 2);
+					float inside = (REPLICATE == 1 || (q.x >= 0 && q.y >= 0 && q.x < W && q.y < H)) ? 1.0 : 0.0;
+					q = clamp(q, ivec2(0), ivec2(W - 1, H - 1));
+					vec4 x;
+					if (c < CA4) {
 #if UP_A == 1
-				int idx = (c * p.dims.w + ys[j] / 2) * p.dims.z + xs[i] / 2;
+						x = a_buf[(c * p.dims.w + q.y / 2) * p.dims.z + q.x / 2];
 #else
-				int idx = (c * H + ys[j]) * W + xs[i];
+						x = a_buf[(c * H + q.y) * W + q.x];
 #endif
-				win[j * WX + i] = a_buf[idx] * (vx[i] * vy[j]);
+					} else {
+						x = b_buf[((c - CA4) * H + q.y) * W + q.x];
+					}
+					v[j * BX + i] = x * inside;
+				}
+			}
+			[[unroll]] for (int o = 0; o < OC4; o++) {
+				int k = p.offs.x + (((o0 + o) * KK + t) * CIN4 + c) * 4;
+				mat4 m = mat4(w[k], w[k + 1], w[k + 2], w[k + 3]);
+				[[unroll]] for (int i = 0; i < NPX; i++) {
+					acc[o * NPX + i] += m * v[i];
+				}
 			}
 		}
-		accumulate(win, c);
 	}
-	for (int c = CA4; c < CIN4; c++) {
-		[[unroll]] for (int j = 0; j < WY; j++) {
-			[[unroll]] for (int i = 0; i < WX; i++) {
-				win[j * WX + i] = b_buf[((c - CA4) * H + ys[j]) * W + xs[i]] * (vx[i] * vy[j]);
-			}
-		}
-		accumulate(win, c);
-	}
-	[[unroll]] for (int o = 0; o < COUT4; o++) {
+	[[unroll]] for (int o = 0; o < OC4; o++) {
 		vec4 sum = vec4(0.0);
 		[[unroll]] for (int j = 0; j < BY; j++) {
 			[[unroll]] for (int i = 0; i < BX; i++) {
@@ -108,13 +90,13 @@ void main() {
 				sum += v;
 				ivec2 q = b0 + ivec2(i, j);
 				if (q.x < W && q.y < H) {
-					o_buf[(o * H + q.y) * W + q.x] = v;
+					o_buf[((o0 + o) * H + q.y) * W + q.x] = v;
 				}
 			}
 		}
 #if POOL == 1
 		if (b0.x < W && b0.y < H) {
-			pool_buf[(o * (H / 2) + b0.y / 2) * (W / 2) + b0.x / 2] = 0.25 * sum;
+			pool_buf[((o0 + o) * (H / 2) + b0.y / 2) * (W / 2) + b0.x / 2] = 0.25 * sum;
 		}
 #endif
 	}

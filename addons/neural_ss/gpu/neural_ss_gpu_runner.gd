@@ -50,6 +50,9 @@ var record_callback: Callable
 ## benchmarks/results/gpu_runtime.md); a conv with a fused pool always uses 2 x 2 pixels.
 var conv_block := Vector2i(4, 1)
 var conv_group := Vector2i(8, 8)
+## Output vec4 groups per invocation of the convolutions (the rest over work group z). Measured on
+## llvmpipe (320x180, min over frames): 4 x 1 pixels with all groups beat 1 x 1 with 2 or 4 groups.
+var conv_groups_per_invocation: int = 8
 ## Work group size of the per-pixel passes (accum_prepare, accum_output).
 var pixel_group := Vector2i(8, 8)
 
@@ -91,6 +94,9 @@ func load_program(json_path: String) -> bool:
 	if prog.get("format", "") != FORMAT or int(prog.get("version", 0)) != VERSION:
 		error = "%s: format %s version %s; expected %s version %d (re-export it with tools/export_onnx.py)" % [
 				json_path, prog.get("format"), prog.get("version"), FORMAT, VERSION]
+		return false
+	if int(prog.get("scale", 0)) < 1 or int(prog.get("scale", 0)) > 4:
+		error = "%s: scale %s; the GPU runtime runs scales 1-4" % [json_path, prog.get("scale")]
 		return false
 	var hist: Array = prog.get("history", [])
 	if hist.size() != 1 or _find_writer(prog["ops"], str(hist[0]["from"])).is_empty():
@@ -388,7 +394,10 @@ func _add_pass(op: Dictionary, index: int) -> bool:
 			var ad := _res_size(str(_tensors[str(ins[0])]["res"]), low)
 			var block := Vector2i(2, 2) if pool != "" else conv_block
 			var slots := _slots(op)
-			var defs := {"K": int(op["k"]), "CIN4": slots.size() / 4, "CA4": _c4(str(ins[0])),
+			var split := 1
+			while _c4(out) / split > conv_groups_per_invocation and _c4(out) % (split * 2) == 0:
+				split *= 2
+			var defs := {"K": int(op["k"]), "CIN4": slots.size() / 4, "CA4": _c4(str(ins[0])), "OSPLIT": split,
 					"UP_A": int(ups[0]), "POOL": 1 if pool != "" else 0,
 					"REPLICATE": 1 if str(op["pad"]) == "replicate" else 0, "BX": block.x, "BY": block.y,
 					"COUT4": _c4(out), "ACT": 1 if act == "relu" else 0, "LX": conv_group.x, "LY": conv_group.y,
@@ -411,7 +420,7 @@ func _add_pass(op: Dictionary, index: int) -> bool:
 			var wo := _woffs(op)
 			var push := PackedInt32Array([od.x, od.y, ad.x, ad.y, wo[0], wo[1], 0, 0])
 			_passes.append({"op": op, "shader": sh, "label": label, "set": uset,
-					"push": push.to_byte_array(), "groups": _groups(od, block, conv_group)})
+					"push": push.to_byte_array(), "groups": _groups(od, block, conv_group) + Vector3i(0, 0, split - 1)})
 			return true
 	error = "GPU runtime: op %s not implemented" % kind
 	return false
@@ -467,7 +476,8 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 				var wo := _woffs(op)
 				var b := PackedInt32Array([size.x, size.y, wo[0], wo[1]]).to_byte_array()
 				b.append_array(PackedFloat32Array([jitter.x, jitter.y, float(_prog.get("colour_transform_max", 0.999)),
-						0.0, float(op["sigma"]), float(op["norm"]), float(op["cap"]), float(op["hi"])]).to_byte_array())
+						0.0, float(op["sigma"]), float(op["norm"]), float(op["cap"]), float(op["hi"])]
+						+ _sample_weights(op, jitter)).to_byte_array())
 				st["push"] = b
 		steps.append(st)
 	if profile:
@@ -491,6 +501,26 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 		_rd.texture_get_data_async(output_rid, 0, record_callback.bind(frame_index, size.x * scale, size.y * scale))
 	last_cpu_ms = (Time.get_ticks_usec() - t0) / 1000.0
 	return true
+
+
+# accum_output's per-frame sample weight of each output sub-pixel (gpu_program.sample_weight / norm): the
+# same for every pixel, so computed here once per frame instead of 9 exp per output pixel. 16 floats (s <= 4).
+func _sample_weights(op: Dictionary, jitter: Vector2) -> Array:
+	var out := []
+	out.resize(16)
+	out.fill(1.0)
+	var s := int(op["s"])
+	if not bool(op["weighted"]):
+		return out
+	var sig := float(op["sigma"])
+	for q in s * s:
+		var tot := 0.0
+		for t in 9:
+			var dx := float(t % 3 - 1) + 0.5 - (float(q % s) + 0.5) / s + jitter.x
+			var dy := float(t / 3 - 1) + 0.5 - (float(q / s) + 0.5) / s + jitter.y
+			tot += exp(-(dx * dx + dy * dy) / (2.0 * sig * sig))
+		out[q] = tot / float(op["norm"])
+	return out
 
 
 func _dispatch(cl: int, st: Dictionary) -> void:
