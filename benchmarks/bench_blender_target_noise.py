@@ -1,4 +1,4 @@
-"""Noise of nss_train.render's Blender targets: two renders of one target frame with different noise
+"""Noise of nss_train.sources.render's Blender targets: two renders of one target frame with different noise
 seeds (PSNR between them), each against a high-sample reference, with and without the Cycles
 denoiser (--denoise-high). PSNR of the MSE in Reinhard space (the loss space), like the issue's figure.
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nss_train import render, scenes
+from nss_train.sources import render, scenes
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

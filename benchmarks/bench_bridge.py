@@ -33,9 +33,8 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "addons" / "neural_ss" / "runtime"))
-from nss_runtime import protocol as P  # noqa: E402
-from nss_runtime.session import Session  # noqa: E402
+from nss_runtime import protocol as P
+from nss_runtime.session import Session
 
 RESULTS = ROOT / "benchmarks" / "results" / "bridge.json"
 LOW = (320, 180)  # 2x -> 640x360
@@ -179,8 +178,7 @@ def main(argv=None) -> int:
     res["bar_overhead_ms"] = "<= 3.0 (Python client; Godot figures under 'godot')"
 
     if a.godot:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from test_bridge_e2e import measure_godot_fps, measure_godot_overhead  # noqa: E402
+        from nss_train.eval.godot_runs import measure_godot_fps, measure_godot_overhead
 
         res["godot"] = measure_godot_overhead(tmp, frames=60)
         # the player's view: the model's upscaled rate inside the running demo; on this CPU-only machine

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from nss_train.frames import atomic_write_bytes  # noqa: E402
-from nss_train.godot import GodotError, find_godot  # noqa: E402
+from nss_runtime.frames import atomic_write_bytes
+from nss_godot.toolchain import GodotError, find_godot
 
 
 def main() -> int:

@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from nss_train import frames as F  # noqa: E402
-from nss_train import render as R  # noqa: E402
+from nss_runtime import frames as F
+from nss_train.sources import render as R
 
 
 def gflops_probe(n: int = 512, reps: int = 5) -> float:
@@ -40,7 +39,7 @@ def gflops_probe(n: int = 512, reps: int = 5) -> float:
 def bench_render(out: Path, cfg: R.RenderConfig, seed: int) -> dict:
     import bpy
 
-    from nss_train import scenes
+    from nss_train.sources import scenes
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     desc = scenes.build_scene(seed, cfg.frames, cut_prob=0.0)
@@ -84,7 +83,7 @@ def bench_render(out: Path, cfg: R.RenderConfig, seed: int) -> dict:
 def bench_loader(seq: Path, crop, n_prev: int, reps: int) -> dict:
     import torch
 
-    from nss_train.data import WindowDataset
+    from nss_train.data.datasets import WindowDataset
 
     torch.set_num_threads(1)
     res = {}

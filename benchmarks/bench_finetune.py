@@ -1,13 +1,13 @@
 """Fine-tune the shipped model on Godot captures and measure it on held-out captured sequences.
 
-    python -m nss_train.capture_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo/train \\
+    python -m nss_train.sources.godot_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo/train \\
         --sequences 8 --frames 24 --stride 54 --low 128x72 --time-scale 2
-    python -m nss_train.capture_pairs ... --out data/godot_demo/test --first 8 --sequences 3   # held out
+    python -m nss_train.sources.godot_pairs ... --out data/godot_demo/test --first 8 --sequences 3   # held out
     python benchmarks/bench_finetune.py --shipped models/fast_x2.pt --train data/godot_demo/train \\
         --test data/godot_demo/test [--also data/ship/test_nojit] [--steps 300 --lr 1e-4]
 
-Runs `nss_train.fit --init SHIPPED` (resumable: rerun continues the run in --run), then
-`nss_train.evaluate` for the shipped and the fine-tuned model on the held-out captures (and on
+Runs `nss_train.train.fit --init SHIPPED` (resumable: rerun continues the run in --run), then
+`nss_train.eval.evaluate` for the shipped and the fine-tuned model on the held-out captures (and on
 --also, e.g. held-out Blender data, to see what the fine-tune costs there), and writes
 benchmarks/results/finetune.json: PSNR / SSIM / FLIP / temporal of fine-tuned vs shipped vs
 bicubic (and bilinear), all measured in this one run on the same frames.
@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "addons/neural_ss/runtime")]
 
-from nss_train import frames as FR  # noqa: E402
-from nss_train.evaluate import evaluate  # noqa: E402
-from nss_train.fit import TrainConfig, train  # noqa: E402
-from nss_train.frames import atomic_write_bytes  # noqa: E402
-from nss_train.model import read_checkpoint  # noqa: E402
+from nss_runtime import frames as FR
+from nss_train.eval.evaluate import evaluate
+from nss_train.train.fit import TrainConfig, train
+from nss_runtime.frames import atomic_write_bytes
+from nss_train.models.registry import read_checkpoint
 
 METRICS = ("psnr", "ssim", "flip", "temporal")
 

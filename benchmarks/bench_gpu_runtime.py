@@ -35,14 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools", ROOT / "addons" / "neural_ss" / "runtime", ROOT / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from nss_runtime.gpu_program import load_program, pass_flops, program_path_for
+from nss_runtime.session import Session
+from nss_train.export import onnx as E
 
-import export_onnx as E  # noqa: E402
-from nss_runtime.gpu_program import load_program, pass_flops, program_path_for  # noqa: E402
-from nss_runtime.session import Session  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT = ROOT / "addons/neural_ss/models/default_x2.onnx"
@@ -69,7 +66,7 @@ def baseline_tree(rev: str, where: Path) -> Path:
 
 
 def run_gpu(godot, proj: Path, prog_json: Path, frames: list[dict], out: Path, repeat: int) -> dict:
-    from test_gpu_runtime import run_runner
+    from nss_train.eval.godot_runs import run_gpu_runner as run_runner
 
     outs = run_runner(godot, proj, prog_json, [dict(f) for f in frames], out,
                       extra=["--repeat", str(repeat), "--profile"])
@@ -165,7 +162,7 @@ def main(argv=None) -> int:
                                                    "compare with (e.g. 0c40c8b: the 44-dispatch runtime)")
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.low.lower().split("x"))
-    from nss_train.godot import ensure
+    from nss_godot.toolchain import ensure
 
     godot = ensure(verbose=False)
     onnx = Path(a.model)

@@ -28,14 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools", ROOT / "addons" / "neural_ss" / "runtime"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from nss_runtime.session import Session
+from nss_train.export import onnx as E
+from probe import matmul_probe  # benchmarks/probe.py, beside this file (python puts the script's folder on the path)
 
-import export_onnx as E  # noqa: E402
-from probe import matmul_probe  # noqa: E402
-from nss_runtime.session import Session  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 BARS = {"ort_vs_torch": 1.2, "matmul_fraction": 0.5, "fast_x2_fps": 20.0}
@@ -70,7 +67,7 @@ def export_window(model, path: Path, h: int, w: int) -> None:
         prog = torch.onnx.export(model, args, None, input_names=["colour", "depth", "motion", "jitter"],
                                  dynamo=True, opset_version=E.OPSET, external_data=False,
                                  dynamic_shapes=({3: H, 4: W}, {3: H, 4: W}, {3: H, 4: W}, None))
-    from nss_train.frames import atomic_write_bytes
+    from nss_runtime.frames import atomic_write_bytes
     atomic_write_bytes(path, prog.model_proto.SerializeToString())
 
 
@@ -78,7 +75,6 @@ def peak_memory_mb(model: Path, w: int, h: int, threads: int, frames: int = 3) -
     """Peak RSS growth of a fresh process that loads the Session and upscales `frames` frames."""
     code = f"""
 import numpy as np, json, sys
-sys.path.insert(0, {str(ROOT / 'addons' / 'neural_ss' / 'runtime')!r})
 from nss_runtime.session import Session
 def rss(key):
     for line in open('/proc/self/status'):
@@ -103,7 +99,7 @@ print(json.dumps({{'base_mb': base, 'after_load_mb': loaded - base, 'peak_mb': r
 def bench_case(preset: str, scale: int, out_size: tuple[int, int], reps: int, threads: int, tmp: Path,
                log) -> dict:
     import torch
-    from nss_train.model import build_model, preset_config
+    from nss_train.models.registry import build_model, preset_config
 
     W, H = out_size
     w, h = W // scale, H // scale
@@ -200,7 +196,7 @@ def markdown(results: list[dict], env: dict) -> str:
     rows.append(f"CPU only ({env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}, torch "
                 f"{env['torch']}, {env['cores']} cores shared with other jobs; 1-min load average when measured: "
                 f"{loads}); no GPU machine was available to this task. Matmul probe: fp32 1024x1024 "
-                "torch.mm in the same process. FLOPs: accum counts every op (nss_train.accum.cost_table: warps, "
+                "torch.mm in the same process. FLOPs: accum counts every op (nss_train.models.accum.cost_table: warps, "
                 "gathers, element-wise, convolutions); the other presets count convolutions only (grid_sample, "
                 "resize and element-wise ops not counted). Ratios are medians of interleaved runs in one process.")
     return "\n".join(rows) + "\n"
@@ -255,7 +251,7 @@ def main(argv=None) -> int:
         print(f"{'PASS' if v else 'MISS'}  {k}")
     env["loadavg_end"] = list(os.getloadavg())
     doc = {"benchmark": "inference", "env": env, "bars": bars, "results": results}
-    from nss_train.frames import atomic_write_bytes
+    from nss_runtime.frames import atomic_write_bytes
     atomic_write_bytes(a.out, (json.dumps(doc, indent=1) + "\n").encode())
     atomic_write_bytes(a.out.with_suffix(".md"), markdown(results, env).encode())
     print(f"wrote {a.out} and {a.out.with_suffix('.md')}")

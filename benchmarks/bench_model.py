@@ -25,12 +25,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from nss_train import baselines as B  # noqa: E402
-from nss_train.frames import atomic_write_bytes  # noqa: E402
-from nss_train.model import build_model, param_count, preset_config  # noqa: E402
-from probe import matmul_probe  # noqa: E402
+from nss_train.eval import baselines as B
+from nss_runtime.frames import atomic_write_bytes
+from nss_train.models.registry import build_model, param_count, preset_config
+from probe import matmul_probe
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nss_train.capture_pairs import LAST_RUN, capture
-from nss_train.frames import frame_path, read_frame
-from nss_train.worldgen import WorldgenConfig, capture_config
+from nss_train.sources.godot_pairs import LAST_RUN, capture
+from nss_runtime.frames import frame_path, read_frame
+from nss_train.sources.worldgen import WorldgenConfig, capture_config
 
 
 def reinhard(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ extends Node3D
 ##   --time-scale X       scene time runs X times faster (larger motion per frame)
 ##   --capture DIR --frames N [--warmup K]   write N captured frames (raw, see
 ##                        addons/neural_ss/neural_ss_frame_writer.gd), then quit;
-##                        convert with `python -m nss_train.raw_capture DIR`
+##                        convert with `python -m nss_train.sources.godot_raw DIR`
 ##   --screenshot PATH    save the presented window after --warmup frames, then quit
 ##   --bench PATH --frames N   alternate blocks of frames with capture on / off, write timings
 ##   --quit-after-frames N

@@ -15,7 +15,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
     Shared by the whole session: treat it as read-only (copy it with shutil.copytree before corrupting it).
     """
     pytest.importorskip("bpy", reason="needs Blender's bpy module (pip install bpy==5.0.1)")
-    from nss_train.render import render_dataset
+    from nss_train.sources.render import render_dataset
 
     out = tmp_path_factory.mktemp("tiny_dataset")
     render_dataset(out, threads=2, progress=False, **TINY)
@@ -24,23 +24,11 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 # --- exported ONNX models (inference engineer) ------------------------------------------------
 
-def _export_onnx_module():
-    """tools/export_onnx.py as a module (tools/ is not a package)."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "export_onnx.py"
-    if "export_onnx" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("export_onnx", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["export_onnx"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["export_onnx"]
-
-
 @pytest.fixture(scope="session")
 def export_onnx():
-    return _export_onnx_module()
+    """The ONNX export library (nss_train.export.onnx; tools/export_onnx.py is its command line)."""
+    from nss_train.export import onnx
+    return onnx
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +45,11 @@ def tiny_onnx_model(tmp_path_factory, export_onnx):
 
 @pytest.fixture(scope="session")
 def godot():
-    """Godot 4 (nss_train.godot: $GODOT, PATH, or the project's chroot). Skipped where there is none,
+    """Godot 4 (nss_godot.toolchain: $GODOT, PATH, or the project's chroot). Skipped where there is none,
     except on CI (CI=true) or with NSS_REQUIRE_GODOT=1, where a missing Godot is a failure."""
     import os
 
-    from nss_train.godot import GodotError, find_godot
+    from nss_godot.toolchain import GodotError, find_godot
 
     try:
         return find_godot()
@@ -76,7 +64,7 @@ def tiny_accum_onnx(tmp_path_factory, export_onnx):
     """A tiny `accum` x2 model whose zero-initialised head gets small random weights (every path of the graph
     reaches the output), exported with tools/export_onnx.py (ONNX + GPU program beside it). Read-only."""
     import torch
-    from nss_train.model import build_model
+    from nss_train.models.registry import build_model
 
     torch.manual_seed(0)
     cfg = export_onnx.tiny_config("accum", 2)

@@ -1,4 +1,4 @@
-"""The temporal preset `accum` (nss_train/accum.py): tests that see its wiring, on synthetic jittered scenes.
+"""The temporal preset `accum` (nss_train/models/accum.py): tests that see its wiring, on synthetic jittered scenes.
 
 They run the model code itself (its initialisation, and the shipped checkpoint models/accum_x2.pt), never an
 exported file. The scenes: a continuous pattern with detail above the low-res Nyquist frequency (below the
@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import nss_train.accum as A
-from nss_train.render import halton
+import nss_train.models.accum as A
+from nss_train.sources.render import halton
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "accum_x2.pt"
@@ -292,10 +292,10 @@ def test_sequence_gradients_reach_back_through_the_history():
     assert out.shape == (1, 6, 3, 16, 16)
 
 
-# --- sequence windows for training (nss_train.data.WindowDataset(sequence=True)) ----------------------
+# --- sequence windows for training (nss_train.data.datasets.WindowDataset(sequence=True)) ----------------------
 
 def _write_scene(root: Path, name: str, frames: list[dict]) -> Path:
-    from nss_train import frames as FR
+    from nss_runtime import frames as FR
     d = root / name
     d.mkdir(parents=True)
     for i, f in enumerate(frames):
@@ -325,7 +325,7 @@ def _err(item, t: int, jitter, motion) -> tuple[float, float]:
 
 
 def test_sequence_windows_reset_flags_and_consistent_augmentation(tmp_path):
-    from nss_train.data import WindowDataset
+    from nss_train.data.datasets import WindowDataset
     _write_scene(tmp_path, "a", scene(10, size=16, vel=(0.55, -0.3), cut_at=6))
     ds = WindowDataset(tmp_path, n_prev=7, sequence=True, augment=False)
     assert len(ds) == 3  # windows ending at frames 7, 8, 9; no padding
@@ -408,7 +408,7 @@ def test_runtime_server_runs_accum_with_cuts_and_size_changes(accum_onnx, tmp_pa
         srv.stop()
 
 
-# --- nss_train.fit: sequence training (TBPTT) of a recurrent preset -----------------------------------
+# --- nss_train.train.fit: sequence training (TBPTT) of a recurrent preset -----------------------------------
 
 def test_fit_trains_accum_on_sequences_and_resumes(tmp_path):
     import subprocess
@@ -418,7 +418,7 @@ def test_fit_trains_accum_on_sequences_and_resumes(tmp_path):
     for k, vel in enumerate([(0.0, 0.0), (0.4, -0.2), (-0.3, 0.5)]):
         _write_scene(data, f"s{k}", scene(9, size=16, vel=vel, cut_at=5 if k == 1 else None, ss=2))
     out = tmp_path / "run"
-    base = [sys.executable, "-m", "nss_train.fit", "--data", str(data), "--out", str(out), "--preset", "accum",
+    base = [sys.executable, "-m", "nss_train.train.fit", "--data", str(data), "--out", str(out), "--preset", "accum",
             "--seq-len", "6", "--loss-skip", "1", "--batch", "2", "--crop", "12", "--val-every", "2",
             "--val-windows", "1", "--threads", "1", "--log-every", "1"]
     r = subprocess.run(base + ["--steps", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -8,8 +8,6 @@ real runtime server with a real ONNX model. Real rendering is slow here: few fra
 """
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import sys
 import threading
@@ -19,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nss_runtime.session import Session
+from nss_train.eval import demo as R
+from test_server import RunningServer, make_blend_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import run_demo as R  # noqa: E402
-from nss_runtime.session import Session  # noqa: E402
-from test_server import RunningServer, make_blend_model  # noqa: E402
 
 pytestmark = [pytest.mark.godot, pytest.mark.slow]
 SHIPPED = ROOT / "addons" / "neural_ss" / "models" / "default_x2.onnx"  # the addon's default (neural_ss/model_path)
@@ -92,7 +90,7 @@ def test_demo_pipeline_is_exact(godot, tmp_path):
     assert "NEURAL via runtime at 127.0.0.1:" in res["neural_output"]
     assert "model test_blend_x2" in res["neural_output"]
     raw = out / "lowres" / "raw"
-    from nss_train.raw_capture import raw_frames, read_raw_frame
+    from nss_train.sources.godot_raw import raw_frames, read_raw_frame
 
     frames = {}
     for seq in raw_frames(raw):
@@ -162,75 +160,6 @@ def test_demo_survives_runtime_kill(godot, tmp_path):
     assert "runtime reconnected" in r.output
     print(f"\n{len(idx)} frames presented: {seq.count('neural')} neural, {seq.count('bilinear')} bilinear; "
           f"killed at {n_kill}, back at {n_back}")
-
-
-# --- used by benchmarks/bench_bridge.py --godot -------------------------------------------------
-
-def measure_godot_fps(tmp: Path, model: str, frames: int = 60, low=(320, 180), threads: int = 2,
-                      in_flight: int = 1) -> dict:
-    """Upscaled frames/s of `model` inside the running demo (asynchronous, as a player sees it)."""
-    from nss_train.godot import find_godot
-
-    g = find_godot()
-    rt = R.Runtime(model, tmp, threads)
-    rec = tmp / f"fps{in_flight}"
-    try:
-        R.run_godot(g, ["--low", f"{low[0]}x{low[1]}", "--scale", "2", "--mode", "neural", "--quit-after-frames",
-                        str(frames), "--nss-runtime-port", str(rt.port), "--nss-runtime-token", rt.token,
-                        "--nss-budget-ms", "100000", "--nss-in-flight", str(in_flight), "--nss-record", str(rec)],
-                       600, "fps run")
-    finally:
-        rt.stop()
-    rows = [json.loads(ln) for ln in (rec / "timings.jsonl").read_text().splitlines()][2:]
-    span = (rows[-1]["t_ms"] - rows[0]["t_ms"]) / 1000.0
-    return {"upscaled": len(rows) - 1, "seconds": round(span, 2),
-            "upscaled_fps": round((len(rows) - 1) / span, 3) if span > 0 else 0.0,
-            "game_frame_ms_median": float(statistics.median(r["frame_ms"] for r in rows)),
-            "inference_ms_median": float(statistics.median(r["inference_ms"] for r in rows))}
-
-
-def measure_godot_overhead(tmp: Path, frames: int = 30, low=(320, 180)) -> dict:
-    """The bridge's own cost inside the real addon, with the model replaced by identity.
-
-    Asynchronous run (as a player runs it): per frame, what the bridge costs the game thread: the capture
-    readout plus the client's work (sending, receiving, decoding, the texture upload), against the frame
-    time. Lock-step run: the round-trip latency (transfer both ways + the runtime's packing), which the
-    one-frame pipelining hides from the game."""
-    from nss_train.godot import find_godot
-
-    g = find_godot()
-    r = g.import_project(R.PROJECT, timeout=600)
-    assert not r.errors(), r.errors()
-    out = tmp / "godot_overhead"
-    R.run_demo(g, "identity", out, frames=frames, low=low, scale=2, warmup=5, native=False,
-               extra_runtime=("--scale", "2"))
-    _, lock = R.load_neural(out / "neural")
-    lock = lock[3:]  # warm-up
-    rt = R.Runtime("identity", tmp, extra=("--scale", "2"))
-    rec = tmp / "async"
-    try:
-        R.run_godot(g, ["--low", f"{low[0]}x{low[1]}", "--scale", "2", "--mode", "neural", "--fixed-fps", "30",
-                        "--quit-after-frames", str(frames + 10), "--nss-runtime-port", str(rt.port),
-                        "--nss-runtime-token", rt.token, "--nss-record", str(rec)], 400, "async run")
-    finally:
-        rt.stop()
-    rows = [ln.split() for ln in (rec / "presented.log").read_text().splitlines()]
-    rows = [r for r in rows[10:] if r[2] == "READY"]
-    capture = [float(r[3]) for r in rows]
-    client = [float(r[4]) for r in rows]  # includes the texture upload (present)
-    present = [float(r[5]) for r in rows]
-    frame = [float(r[6]) for r in rows]
-    med = statistics.median
-    res = {"low_res": list(low), "output": [2 * low[0], 2 * low[1]], "frames": len(rows),
-           "neural_frames_shown": sum(r[1] == "neural" for r in rows),
-           "capture_ms_median": med(capture), "client_ms_median": med(client), "present_ms_median": med(present),
-           "overhead_ms_median": med([c + k for c, k in zip(capture, client)]),
-           "overhead_ms_p90": float(np.percentile([c + k for c, k in zip(capture, client)], 90)),
-           "frame_ms_median": med(frame), "renderer": "lavapipe (CPU Vulkan) under Xvfb",
-           "lockstep_transfer_ms_median": float(med(x["transfer_ms"] for x in lock)),
-           "lockstep_runtime_packing_ms_median": float(med(x["runtime_ms"] - x["inference_ms"] for x in lock))}
-    res["overhead_share_of_frame"] = res["overhead_ms_median"] / res["frame_ms_median"]
-    return res
 
 
 def shown(rec: Path) -> list[str]:

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from nss_train import capture_pairs as C
-from nss_train.data import WindowDataset, check_dataset
-from nss_train.frames import frame_path, read_frame, read_meta
-from nss_train.raw_capture import box_downsample
-from nss_train.godot import GodotError, find_godot
+from nss_train.sources import godot_pairs as C
+from nss_train.data.datasets import WindowDataset, check_dataset
+from nss_runtime.frames import frame_path, read_frame, read_meta
+from nss_train.sources.godot_raw import box_downsample
+from nss_godot.toolchain import GodotError, find_godot
 
 pytestmark = pytest.mark.godot
 
@@ -101,7 +101,7 @@ def test_rerun_resumes_without_godot(captured, monkeypatch, tmp_path):
     def no_godot():
         raise AssertionError("a complete capture must not start Godot again")
 
-    monkeypatch.setattr("nss_train.godot.find_godot", no_godot)
+    monkeypatch.setattr("nss_godot.toolchain.find_godot", no_godot)
     seqs = C.capture(C.CaptureConfig(out=str(out), **CFG), progress=False)
     assert [s.name for s in seqs] == ["seq_00000", "seq_00001"]
     assert check_dataset(out).ok
@@ -141,9 +141,9 @@ def test_driver_reports_a_bad_camera_path(godot, tmp_path):
 
 def test_finetune_flow_on_captured_frames(captured, tiny_dataset, tmp_path):
     """Base model on Blender data -> fine-tune on Godot captures (--init) -> export -> evaluate."""
-    from nss_train.evaluate import evaluate
-    from nss_train.fit import TrainConfig, train
-    from nss_train.model import load_checkpoint
+    from nss_train.eval.evaluate import evaluate
+    from nss_train.train.fit import TrainConfig, train
+    from nss_train.models.registry import load_checkpoint
 
     common = dict(steps=3, batch=2, crop=32, val_every=3, log_every=1, val_windows=4, threads=2, lr=1e-4)
     train(TrainConfig(data=[str(tiny_dataset)], out=str(tmp_path / "base"), **common))

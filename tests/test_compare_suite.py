@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from nss_train.eval import in_engine_suite as S
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import compare_suite as S  # noqa: E402
 
 
 def _report(d: Path, psnr: dict, flip: dict, flicker: dict, aligned=True):

@@ -3,18 +3,18 @@ a short real run of every method on one scene, plus the camera options on a scen
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nss_train.eval import in_engine as C
+from nss_train.eval import metrics as U
+from nss_train.eval import pictures as P
+from nss_train.eval.runtime_process import ToolError
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import compare_upscalers as C  # noqa: E402
-from nss_train import upscaler_compare as U  # noqa: E402
-from nss_train.upscaler_compare import ToolError  # noqa: E402
 
 LEVELS = ROOT / "eval_levels"
 
@@ -81,9 +81,9 @@ def test_flip_subset():
 def test_detailed_regions_find_the_texture():
     img = np.zeros((3, 60, 90), np.float32)
     img[:, 30:50, 60:90] = (np.indices((20, 30)).sum(0) % 2)  # a checker in the lower right
-    (y, x), = U.detailed_regions(img, 1, (20, 30))
+    (y, x), = P.detailed_regions(img, 1, (20, 30))
     assert (y, x) == (30, 60)
-    two = U.detailed_regions(img, 2, (20, 30))
+    two = P.detailed_regions(img, 2, (20, 30))
     assert len(two) == 2 and two[1] != two[0]
 
 
@@ -91,7 +91,7 @@ def test_side_by_side_writes_labelled_png(tmp_path):
     from PIL import Image
 
     img = np.random.default_rng(2).random((3, 36, 64)).astype(np.float32)
-    regions = U.side_by_side(tmp_path / "s.png", [("native", img), ("bilinear", img * 0.5)], n_zooms=2, zoom=3)
+    regions = P.side_by_side(tmp_path / "s.png", [("native", img), ("bilinear", img * 0.5)], n_zooms=2, zoom=3)
     im = Image.open(tmp_path / "s.png")
     assert im.size == (128, 36 * 3) and len(regions) == 2
 
@@ -102,7 +102,7 @@ def test_error_map_shows_where_one_method_loses(tmp_path):
     ref = np.full((3, 36, 64), 0.5, np.float32)
     ea, eb = np.full((36, 64), 0.01, np.float32), np.full((36, 64), 0.01, np.float32)
     ea[18:27, :8] += 0.02  # a is worse in one tile only (row 2, column 0)
-    r = U.error_map(tmp_path / "e.png", ref, ea, eb, ("neural", "fsr2"), tiles=(4, 8))
+    r = P.error_map(tmp_path / "e.png", ref, ea, eb, ("neural", "fsr2"), tiles=(4, 8))
     im = np.asarray(Image.open(tmp_path / "e.png").convert("RGB"))
     assert im.shape == (36, 128, 3)
     assert im[22, 64 + 3].mean() > 200 and abs(int(im[30, 64 + 40].mean()) - 128) <= 1  # white where a loses, grey

@@ -17,9 +17,9 @@ import OpenEXR
 import pytest
 import torch
 
-from nss_train import data
-from nss_train import frames as F
-from nss_train.data import WindowDataset, check_dataset, split_sequences
+from nss_train.data import datasets as data
+from nss_runtime import frames as F
+from nss_train.data.datasets import WindowDataset, check_dataset, split_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_check_accepts_rendered_dataset(tiny_dataset):
     rep = check_dataset(tiny_dataset)
     assert rep.ok, rep.problems
     assert (rep.sequences, rep.frames) == (2, 12)
-    r = subprocess.run([sys.executable, "-m", "nss_train.data", "check", str(tiny_dataset), "-q"],
+    r = subprocess.run([sys.executable, "-m", "nss_train.data.datasets", "check", str(tiny_dataset), "-q"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0 and "ok:" in r.stdout, r.stderr
 
@@ -274,7 +274,7 @@ def test_crop_larger_than_frame_and_background_depth(tmp_path, caplog):
     fr = F.read_frame(F.frame_path(d, 1))
     fr.depth[0, :2, :] = np.inf  # sky
     F.write_frame(F.frame_path(d, 1), fr)
-    with caplog.at_level(logging.WARNING, logger="nss_train.data"):
+    with caplog.at_level(logging.WARNING, logger="nss_train.data.datasets"):
         ds = WindowDataset(d, n_prev=1, crop=(64, 64), augment=False)
     assert ds.crop == (12, 8) and "larger than" in caplog.text
     s = ds[1]
@@ -312,7 +312,7 @@ def test_skip_bad_drops_windows_touching_bad_frames(tiny_dataset, tmp_path, capl
     shutil.copytree(tiny_dataset, ds_dir)
     bad = F.frame_path(ds_dir / "seq_00001", 3)
     bad.write_bytes(bad.read_bytes()[:5000])
-    with caplog.at_level(logging.WARNING, logger="nss_train.data"):
+    with caplog.at_level(logging.WARNING, logger="nss_train.data.datasets"):
         ds = WindowDataset(ds_dir, n_prev=2, skip_bad=True)
     assert len(ds) == 12 - 3 and all(w not in ds.windows for w in [(1, 3), (1, 4), (1, 5)])
     assert caplog.text.count(str(bad)) == 1

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nss_train.godot import RunResult
+from nss_godot.toolchain import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = REPO / "eval_levels"

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nss_train import baselines as B
-from nss_train.evaluate import flip_error
-from nss_train.losses import NSSLoss, VGG16Features, psnr, ssim, to_display
-from nss_train.model import build_model, preset_config, save_checkpoint
+from nss_train.eval import baselines as B
+from nss_train.eval.evaluate import flip_error
+from nss_train.train.losses import NSSLoss, VGG16Features, psnr, ssim, to_display
+from nss_train.models.registry import build_model, preset_config, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_loss_is_full_weight_ssim_and_vgg_needs_local_weights(tmp_path, caplog):
 def test_bloom_term_sees_the_lost_energy_of_a_bright_thin_line():
     """A 1-px HDR line at half its energy: the display loss hardly notices (Reinhard compresses > 1), the bloom
     term does (it is what Godot's glow spreads); equal images cost nothing; the term joins the total."""
-    from nss_train.losses import bloom_loss
+    from nss_train.train.losses import bloom_loss
     target = torch.full((1, 3, 32, 32), 0.05)
     target[..., 16, :] = 10.0
     half = target.clone()
@@ -99,7 +99,7 @@ def test_jitter_alignment_and_taa_accumulates_subpixel_detail():
     s, H, W = 2, 64, 96
     hi = _scene(H, W)
     tgt = to_display(hi)
-    from nss_train.render import jitter_for
+    from nss_train.sources.render import jitter_for
     taa, bil = B.make("taa", s), B.make("bilinear", s)
     crop = (..., slice(8, -8), slice(8, -8))
     p_taa = p_bil = p_bil_nojit = 0.0
@@ -140,13 +140,13 @@ def test_taa_reprojects_with_motion_and_resets():
 
 
 def test_evaluate_cli_end_to_end(tiny_dataset, tmp_path):
-    from nss_train.data import split_sequences
+    from nss_train.data.datasets import split_sequences
     train, val = split_sequences(tiny_dataset, val_fraction=0.5, seed=0)
     m = build_model(preset_config("fast", scale=2, n_prev=2))
     ck = tmp_path / "m.pt"
     save_checkpoint(ck, m, None, step=3, data={"train_sequences": [str(p) for p in train],
                                                 "val_sequences": [str(p) for p in val]})
-    cmd = [sys.executable, "-m", "nss_train.evaluate", "--model", str(ck), "--threads", "1", "--crop-size", "32"]
+    cmd = [sys.executable, "-m", "nss_train.eval.evaluate", "--model", str(ck), "--threads", "1", "--crop-size", "32"]
     r = subprocess.run(cmd + ["--data", *map(str, val)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "m.eval.json").read_text())

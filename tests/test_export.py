@@ -17,7 +17,7 @@ def _meta(path):
 
 
 def _tiny_ckpt(export_onnx, tmp_path, preset, scale, name="m.pt"):
-    from nss_train.model import build_model, save_checkpoint
+    from nss_train.models.registry import build_model, save_checkpoint
 
     torch.manual_seed(3)
     model = build_model(export_onnx.tiny_config(preset, scale)).eval()

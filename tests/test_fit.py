@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nss_train.data import WindowDataset
-from nss_train.fit import batch_indices
-from nss_train.losses import NSSLoss
-from nss_train.geometry import colour_forward
-from nss_train.model import build_model, load_checkpoint, preset_config
+from nss_train.data.datasets import WindowDataset
+from nss_train.train.fit import batch_indices
+from nss_train.train.losses import NSSLoss
+from nss_train.models.geometry import colour_forward
+from nss_train.models.registry import build_model, load_checkpoint, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT_ARGS = ["--steps", "14", "--val-every", "3", "--batch", "2", "--crop", "16", "--n-prev", "2",
@@ -21,7 +21,7 @@ FIT_ARGS = ["--steps", "14", "--val-every", "3", "--batch", "2", "--crop", "16",
 
 
 def _fit(data, out, *extra, **kw):
-    cmd = [sys.executable, "-m", "nss_train.fit", "--data", str(data), "--out", str(out), *FIT_ARGS, *extra]
+    cmd = [sys.executable, "-m", "nss_train.train.fit", "--data", str(data), "--out", str(out), *FIT_ARGS, *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -110,7 +110,7 @@ def test_resume_from_truncated_or_foreign_checkpoint_fails_clearly(tiny_dataset,
     assert "last.pt: unreadable or truncated checkpoint" in out and "Traceback" not in out
     # a checkpoint of another model config
     m = build_model(preset_config("nsrr", scale=2, n_prev=2))
-    from nss_train.model import save_checkpoint
+    from nss_train.models.registry import save_checkpoint
     save_checkpoint(run / "last.pt", m, None, step=1, rng=None)
     p = _fit(tiny_dataset, run, "--resume")
     out, _ = p.communicate(timeout=300)

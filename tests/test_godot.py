@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nss_train.frames import FrameError, frame_path, read_frame, read_meta
-from nss_train.raw_capture import convert
-from nss_train.godot import GodotError, RunResult, find_godot
+from nss_runtime.frames import FrameError, frame_path, read_frame, read_meta
+from nss_train.sources.godot_raw import convert
+from nss_godot.toolchain import GodotError, RunResult, find_godot
 
 pytestmark = pytest.mark.godot
 

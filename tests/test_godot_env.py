@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nss_train import godot as godot_env
-from nss_train.frames import FrameError, frame_path, read_frame, read_meta
-from nss_train.raw_capture import RAW_FORMAT, convert
+from nss_godot import toolchain as godot_env
+from nss_runtime.frames import FrameError, frame_path, read_frame, read_meta
+from nss_train.sources.godot_raw import RAW_FORMAT, convert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_convert_rejects_nan_depth(tmp_path):
 
 
 def test_convert_cli_one_line_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "nss_train.raw_capture", str(tmp_path)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "nss_train.sources.godot_raw", str(tmp_path)], capture_output=True,
                        text=True, timeout=60, cwd=REPO)
     assert r.returncode == 1 and "capture.json: missing" in r.stderr and "Traceback" not in r.stderr
 

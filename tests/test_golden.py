@@ -1,5 +1,5 @@
 """Golden test: the shipped checkpoint, run through the MODEL CODE (nss_train, its streaming `step`, as
-nss_train.evaluate and the runtime run it), on a small held-out clip, must beat jitter-aligned bilinear.
+nss_train.eval.evaluate and the runtime run it), on a small held-out clip, must beat jitter-aligned bilinear.
 
 tests/data/golden_blender_seed300_64x36.npz: 8 frames of the built-in Blender scene of seed 300 (never in any
 training or validation set: fast_x2 trained on seeds 0-7, its test set is seeds 100-101), 64x36 -> 128x72,
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nss_train import baselines as B
-from nss_train.losses import psnr_from_mse, to_display
-from nss_train.model import load_checkpoint
+from nss_train.eval import baselines as B
+from nss_train.train.losses import psnr_from_mse, to_display
+from nss_train.models.registry import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "data" / "golden_blender_seed300_64x36.npz"

@@ -21,6 +21,7 @@ import pytest
 
 from nss_runtime.gpu_program import load_program, program_path_for
 from nss_runtime.session import Session
+from nss_train.eval.godot_runs import run_gpu_runner
 
 pytestmark = pytest.mark.godot
 
@@ -57,32 +58,6 @@ def gpu_project(godot, tmp_path_factory):
     return p
 
 
-def run_runner(godot, project: Path, prog_json: Path, frames: list[dict], out: Path, extra=()) -> list[np.ndarray]:
-    """NeuralSSGpuRunner on `frames` (export_onnx.random_sequence dicts) -> outputs (3, s*h, s*w)."""
-    inp = out / "in"
-    res = out / "res"
-    inp.mkdir(parents=True)
-    res.mkdir()
-    h, w = frames[0]["colour"].shape[1:]
-    for i, f in enumerate(frames):
-        f["depth"] = np.where(np.isfinite(f["depth"]), f["depth"], 1e10).astype(np.float32)  # as the capture: 1e10
-        np.concatenate([f["colour"], f["depth"]], 0).transpose(1, 2, 0).astype(np.float32).tofile(inp / f"{i:03d}.rgbd")
-        f["motion"].transpose(1, 2, 0).astype(np.float32).tofile(inp / f"{i:03d}.motion")
-    (inp / "frames.json").write_text(json.dumps({"w": w, "h": h, "frames": [
-        {"jitter": [float(v) for v in f["jitter"]], "cut": bool(f["cut"])} for f in frames]}))
-    dst = project / "progs" / prog_json.name
-    dst.parent.mkdir(exist_ok=True)
-    shutil.copy(prog_json, dst)
-    shutil.copy(prog_json.with_name(load_program(prog_json)["weights"]["file"]), dst.parent)
-    r = godot.run(["--path", str(project), "-s", "res://gpu_runner_check.gd", "--", "--program",
-                   f"res://progs/{prog_json.name}", "--inputs", str(inp), "--out", str(res), *extra], 240,
-                  display=True, paths=[str(project), str(out)])
-    _check(r, "GPU_RUNNER_DONE")
-    s = load_program(prog_json)["scale"]
-    return [np.fromfile(res / f"{i:03d}.rgba", np.float32).reshape(h * s, w * s, 4)[..., :3].transpose(2, 0, 1)
-            for i in range(len(frames))]
-
-
 def ort_outputs(onnx: Path, frames: list[dict]) -> list[np.ndarray]:
     sess = Session(onnx, providers=["CPUExecutionProvider"])
     return [sess.upscale(f["colour"], f["depth"], f["motion"], f["jitter"], f["cut"]) for f in frames]
@@ -111,7 +86,7 @@ def test_runner_equals_onnxruntime_on_accum(godot, gpu_project, export_onnx, tin
     """Kernel parity on the temporal preset (dilation, bicubic history warp + validity, box stats, softmax
     kernels, clamp, alpha prior, blend, recurrent history) over history, a cut and history again."""
     frames = export_onnx.random_sequence(6, LOW[1], LOW[0], seed=12, cut_at=3)
-    got = run_runner(godot, gpu_project, program_path_for(tiny_accum_onnx), frames, tmp_path)
+    got = run_gpu_runner(godot, gpu_project, program_path_for(tiny_accum_onnx), frames, tmp_path)
     ref = ort_outputs(tiny_accum_onnx, frames)
     for i, (a, b) in enumerate(zip(ref, got)):
         assert np.all(np.isfinite(b)), f"frame {i}: NaN/Inf from the GPU"
@@ -128,7 +103,7 @@ def _marker_command(tmp: Path) -> tuple[Path, Path]:
 
 
 def test_node_gpu_mode_equals_onnxruntime_and_stays_on_the_gpu(godot, gpu_project, tmp_path):
-    from nss_train.raw_capture import raw_frames, read_raw_frame
+    from nss_train.sources.godot_raw import raw_frames, read_raw_frame
 
     cap, rec = tmp_path / "cap", tmp_path / "rec"
     cmd, marker = _marker_command(tmp_path)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nss_train.frames import frame_path, read_frame
-from nss_train.raw_capture import convert
-from nss_train.render import halton
+from nss_runtime.frames import frame_path, read_frame
+from nss_train.sources.godot_raw import convert
+from nss_train.sources.render import halton
 
 pytestmark = pytest.mark.godot
 

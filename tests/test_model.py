@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from nss_runtime import contract
-from nss_train.geometry import (accumulate_flows, accumulate_flows_lowres, bilinear_up_folded_jittered, colour_forward,
+from nss_train.models.geometry import (accumulate_flows, accumulate_flows_lowres, bilinear_up_folded_jittered, colour_forward,
                                 colour_inverse, depth_normalise, fold_zero_upsampled, sample_nearest, upsample_motion,
                                 warp, warp_zero_upsampled_folded, zero_upsample)
-from nss_train.model import CheckpointError, build_model, load_checkpoint, preset_config, save_checkpoint
+from nss_train.models.registry import CheckpointError, build_model, load_checkpoint, preset_config, save_checkpoint
 
 ARCHS = ("fast", "nsrr")  # the N-previous-frames presets (accum has its own tests)
 
@@ -170,7 +170,7 @@ def test_gather_geometry_equals_the_grid_sample_reference(s):
     ref = ref.reshape(B, C, s * s, h, w).transpose(0, 1).reshape(1, C * B * s * s, h, w)
     assert (got - ref).abs().max() < 1e-4 and ref.abs().sum() > 0
     # fast's residual base: ONE bilinear resample at the output pixels' positions among the JITTERED samples
-    from nss_train.baselines import jittered_grid
+    from nss_train.eval.baselines import jittered_grid
     up = torch.nn.functional.pixel_shuffle(bilinear_up_folded_jittered(x[:, :3], jit, s), s)
     ref_up = torch.nn.functional.grid_sample(x[:, :3], jittered_grid(jit, h, w, s), mode="bilinear",
                                              padding_mode="border", align_corners=False)

@@ -16,8 +16,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="needs Blender's bpy module (pip install bpy==5.0.1)")
 
-from nss_train import frames as F  # noqa: E402
-from nss_train import render as R  # noqa: E402
+from nss_runtime import frames as F  # noqa: E402
+from nss_train.sources import render as R  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,11 +276,11 @@ def _run(*args, timeout=300):
 
 def test_cli_render_check_resume_corrupt(tmp_path):
     out = tmp_path / "D"
-    cmd = ["-m", "nss_train.render", "--out", str(out), "--sequences", "2", "--frames", "4", "--size", "64x36",
+    cmd = ["-m", "nss_train.sources.render", "--out", str(out), "--sequences", "2", "--frames", "4", "--size", "64x36",
            "--scale", "2", "--spp-high", "8", "--threads", "2", "--jitter", "--no-progress"]
     r = _run(*cmd)
     assert r.returncode == 0, r.stderr
-    r = _run("-m", "nss_train.data", "check", str(out), "-q")
+    r = _run("-m", "nss_train.data.datasets", "check", str(out), "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 sequence(s), 8 frame(s)" in r.stdout
     meta = F.read_meta(out / "seq_00001")
@@ -303,13 +303,13 @@ def test_cli_render_check_resume_corrupt(tmp_path):
     # corrupt one file: check names it and fails
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
-    r = _run("-m", "nss_train.data", "check", str(out), "-q")
+    r = _run("-m", "nss_train.data.datasets", "check", str(out), "-q")
     assert r.returncode != 0
     assert str(victim) in r.stderr and "Traceback" not in r.stderr
     # ... and a re-run of render replaces the truncated frame
     r = _run(*cmd)
     assert r.returncode == 0, r.stderr
-    assert _run("-m", "nss_train.data", "check", str(out), "-q").returncode == 0
+    assert _run("-m", "nss_train.data.datasets", "check", str(out), "-q").returncode == 0
 
     # resuming with other settings is refused in one line
     r = _run(*cmd[:-1], "--spp-low", "2", "--no-progress")
@@ -338,7 +338,7 @@ def test_blend_files_good_broken_and_without_camera(tmp_path):
     garbage.write_bytes(b"this is not a blend file\n" * 10)
 
     out = tmp_path / "B"
-    base = ["-m", "nss_train.render", "--out", str(out), "--size", "32x18", "--spp-high", "4", "--threads", "2",
+    base = ["-m", "nss_train.sources.render", "--out", str(out), "--size", "32x18", "--spp-high", "4", "--threads", "2",
             "--no-progress", "--blend"]
     r = _run(*base, str(good))
     assert r.returncode == 0, r.stderr
@@ -356,7 +356,7 @@ def test_blend_files_good_broken_and_without_camera(tmp_path):
 def test_bad_arguments_one_line():
     for args, words in ((["--size", "64by36"], "expected WxH"), (["--scale", "3"], "invalid choice"),
                         (["--shard", "2/2"], "0 <= I < N"), (["--spp-low", "0"], "must be >= 1")):
-        r = _run("-m", "nss_train.render", "--out", "/nonexistent/never", *args)
+        r = _run("-m", "nss_train.sources.render", "--out", "/nonexistent/never", *args)
         assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
@@ -367,7 +367,7 @@ def test_full_disk_is_a_clear_error(tmp_path):
                                            capture_output=True).returncode != 0:
         pytest.skip("needs permission to mount a small tmpfs")
     try:
-        r = _run("-m", "nss_train.render", "--out", str(mnt / "D"), "--sequences", "1", "--frames", "4",
+        r = _run("-m", "nss_train.sources.render", "--out", str(mnt / "D"), "--sequences", "1", "--frames", "4",
                  "--size", "64x36", "--threads", "2", "--no-progress")
         assert r.returncode == 1 and "MB are free" in r.stderr and "Traceback" not in r.stderr, r.stderr
         # a disk that fills up mid-way: a clear error, and the finished frames are kept for the resume
@@ -398,7 +398,7 @@ def test_builtin_scenes_are_reproducible_and_varied(tiny_dataset):
         assert (fr.depth < F.DEPTH_BACKGROUND).mean() > 0.3
     # same seed, same scene: the first frame renders again bit-identically
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    from nss_train import scenes
+    from nss_train.sources import scenes
 
     assert scenes.build_scene(0, 6)["objects"] == m0.source["objects"]
 
@@ -417,7 +417,7 @@ def test_denoised_targets_are_closer_to_converged(tmp_path):
     """--denoise-high: the target (never the low-res frame) goes through OpenImageDenoise, so two
     renders of one target frame with different noise seeds agree better than without it
     (benchmarks/bench_blender_target_noise.py: 31.4 -> 37.9 dB at 32 spp), and meta.json says so."""
-    from nss_train import scenes
+    from nss_train.sources import scenes
 
     def reinhard_psnr(a, b):
         return 10 * np.log10(1.0 / np.mean((a / (1 + a) - b / (1 + b)) ** 2))

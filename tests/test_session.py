@@ -48,7 +48,7 @@ def test_sequence_matches_pytorch_with_cut(export_onnx, tiny_onnx_model, sess):
 @pytest.mark.bpy
 def test_rendered_sequence_matches_pytorch(export_onnx, tiny_onnx_model, sess, tiny_dataset):
     """Real Cycles frames (tests/conftest.py tiny_dataset), with an extra camera cut mid-sequence."""
-    from nss_train import frames as F
+    from nss_runtime import frames as F
 
     _, model = tiny_onnx_model
     for seq in F.list_sequences(tiny_dataset):
@@ -179,7 +179,7 @@ def test_provider_fallback(tiny_onnx_model):
 
 
 def _write_sequence(export_onnx, seq, n=6, h=12, w=16, cut_at=3, target=True):
-    from nss_train import frames as F
+    from nss_runtime import frames as F
 
     frames = export_onnx.random_sequence(n, h, w, seed=11, cut_at=cut_at)
     rng = np.random.default_rng(0)
@@ -212,7 +212,7 @@ def test_upscale_sequence_cli_and_resume(export_onnx, tiny_onnx_model, sess, tmp
     assert "2 frame(s) written, 4 already done" in text and "replayed" in text
     assert all(np.array_equal(U.read_exr_rgb(out / f"frame_{i:05d}.exr"), ref[i]) for i in range(6))
     # wrong scale -> one clear line
-    from nss_train import frames as F
+    from nss_runtime import frames as F
     m = F.read_meta(tmp_path / "seq")
     m.scale = 4
     F.write_meta(tmp_path / "seq", m)

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from nss_train.fast import Fast, FastConfig
-from nss_train.geometry import colour_forward
-from nss_train.nsrr import NSRR, NSRRConfig
+from nss_train.models.fast import Fast, FastConfig
+from nss_train.models.geometry import colour_forward
+from nss_train.models.nsrr import NSRR, NSRRConfig
 
 S, N = 2, 2
 H, W = 8, 12  # low-res
@@ -144,7 +144,7 @@ def run(model, frames, motion_sign: float = 1.0) -> list[float]:
 
 
 def bilinear(frames) -> list[float]:
-    from nss_train.baselines import upsample
+    from nss_train.eval.baselines import upsample
     return [10 * math.log10(1 / float(((upsample(f["colour"], f["jitter"], S, "bilinear") - f["target"]) ** 2).mean()))
             for f in frames]
 
@@ -162,7 +162,7 @@ def ideal_static(name, frames, t) -> torch.Tensor:
     if name == "nsrr":
         y, sources = torch.full_like(tgt, M), [t] + sources  # the current frame is a source too
     else:
-        from nss_train.baselines import upsample
+        from nss_train.eval.baselines import upsample
         y = upsample(frames[t]["colour"], frames[t]["jitter"], S, "bilinear")[0]
     for i in sources:
         jx, jy = frames[i]["jitter"][0].tolist()

@@ -1,4 +1,4 @@
-"""The procedural training-world generator (godot_project/worldgen/, nss_train.worldgen) end to end.
+"""The procedural training-world generator (godot_project/worldgen/, nss_train.sources.worldgen) end to end.
 
 Two real Godot runs (Xvfb + lavapipe) of a tiny world, 3 frames at 64x36 -> 128x72:
   A: sequences 0 and 1 of seed 5 in one run;  B: sequence 1 of seed 5 alone, in a fresh process.
@@ -12,11 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nss_train.capture_pairs import CaptureError
-from nss_train.data import check_dataset
-from nss_train.frames import frame_path, read_frame, read_meta
-from nss_train.render import halton
-from nss_train.worldgen import WorldgenConfig, capture_config, generate, plan
+from nss_train.sources.godot_pairs import CaptureError
+from nss_train.data.datasets import check_dataset
+from nss_runtime.frames import frame_path, read_frame, read_meta
+from nss_train.sources.render import halton
+from nss_train.sources.worldgen import WorldgenConfig, capture_config, generate, plan
 
 pytestmark = pytest.mark.godot
 
@@ -25,7 +25,7 @@ FRAMES = 3
 
 @pytest.fixture(scope="module")
 def worlds(godot, tmp_path_factory):
-    from nss_train.capture_pairs import capture
+    from nss_train.sources.godot_pairs import capture
 
     root = tmp_path_factory.mktemp("worldgen")
     cfg = WorldgenConfig(out=str(root / "a"), train=2, val=0, frames=FRAMES, low="64x36", seed=5, val_seed=6,

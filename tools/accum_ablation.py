@@ -19,15 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "addons" / "neural_ss" / "runtime"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from nss_train import frames as FR  # noqa: E402
-from nss_train.baselines import upsample  # noqa: E402
-from nss_train.geometry import colour_inverse  # noqa: E402
-from nss_train.losses import psnr_from_mse, ssim, to_display  # noqa: E402
+from nss_runtime import frames as FR
+from nss_train.eval.baselines import upsample
+from nss_train.models.geometry import colour_inverse
+from nss_train.train.losses import psnr_from_mse, ssim, to_display
 
 VARIANTS = {"full": {}, "history off": {"use_history": False}, "jitter off": {"use_jitter": False},
             "motion off": {"use_motion": False}, "dilation off": {"dilate": False}}
@@ -59,7 +54,7 @@ def run_model(model, frames) -> list[torch.Tensor]:
 
 
 def main(argv=None) -> int:
-    from nss_train.accum import Accum, load_checkpoint
+    from nss_train.models.accum import Accum, load_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ckpt", type=Path, required=True)
@@ -69,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from nss_train.data import _sequence_dirs
+    from nss_train.data.datasets import sequence_dirs
     base, cfg, _ = load_checkpoint(a.ckpt)
     models = {}
     for name, kw in VARIANTS.items():
@@ -79,7 +74,7 @@ def main(argv=None) -> int:
     acc = {k: [] for k in list(VARIANTS) + ["bilinear (jitter-aligned)", "bicubic (jitter-aligned)"]}
     per_seq = {}
     t0 = time.time()
-    for seq in _sequence_dirs(a.data):
+    for seq in sequence_dirs(a.data):
         frames = load_sequence(seq, a.max_frames)
         tg = [to_display(f["target"]).clamp(0, 1) for f in frames]
         outs = {k: run_model(m, frames) for k, m in models.items()}
@@ -102,7 +97,7 @@ def main(argv=None) -> int:
            "note": "ablations switch an input of the same trained weights off at run time", "total": total,
            "per_sequence": per_seq, "seconds": time.time() - t0}
     if a.out:
-        from nss_train.frames import atomic_write_bytes
+        from nss_runtime.frames import atomic_write_bytes
         atomic_write_bytes(a.out, (json.dumps(doc, indent=1) + "\n").encode())
         print(f"wrote {a.out}")
     return 0

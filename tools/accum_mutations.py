@@ -3,9 +3,9 @@
     python tools/accum_mutations.py                     # every edit
     python tools/accum_mutations.py "flip motion sign"  # one
 
-Each edit is a string replacement in a COPY of nss_train/accum.py; a pytest plugin (written next to the copy)
-loads that copy as `nss_train.accum`, so the working tree never holds a broken file. Prints, per edit, the tests
-of tests/test_accum.py that fail (K=... selects tests; default: all but the slow export/server/fit ones).
+Each edit is a string replacement in a COPY of nss_train/models/accum.py; a pytest plugin (written next to the copy)
+loads that copy as `nss_train.models.accum`, so the working tree never holds a broken file. Prints, per edit,
+the tests of tests/test_accum.py that fail (K=... selects tests; default: all but the slow export/server/fit ones).
 """
 import os
 import shutil
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = 'import importlib.util, os, sys\nimport nss_train  # the real package; only its accum module is replaced\n_p = os.environ["NSS_ACCUM_MUT_FILE"]\n_spec = importlib.util.spec_from_file_location("nss_train.accum", _p)\n_mod = importlib.util.module_from_spec(_spec)\nsys.modules["nss_train.accum"] = _mod\n_spec.loader.exec_module(_mod)\nnss_train.accum = _mod\n'
+PLUGIN = 'import importlib.util, os, sys\nimport nss_train.models  # the real package; only its accum module is replaced\n_p = os.environ["NSS_ACCUM_MUT_FILE"]\n_spec = importlib.util.spec_from_file_location("nss_train.models.accum", _p)\n_mod = importlib.util.module_from_spec(_spec)\nsys.modules["nss_train.models.accum"] = _mod\n_spec.loader.exec_module(_mod)\nnss_train.models.accum = _mod\n'
 TMP = Path(tempfile.mkdtemp(prefix="accum_mut_"))
 (TMP / "mutplug.py").write_text(PLUGIN)
 MUTS = {
@@ -35,7 +35,7 @@ sel = sys.argv[1:] or list(MUTS)
 for name in sel:
     a, b = MUTS[name]
     p = TMP / "accum_mut.py"
-    shutil.copy(ROOT / "nss_train" / "accum.py", p)
+    shutil.copy(ROOT / "nss_train" / "models" / "accum.py", p)
     t = p.read_text(); assert t.count(a) == 1, name
     p.write_text(t.replace(a, b))
     env = dict(os.environ, PYTHONPATH=str(TMP), NSS_ACCUM_MUT_FILE=str(p))

@@ -1,5 +1,5 @@
 extends Node3D
-## Procedural training worlds for the paired capture (python -m nss_train.worldgen runs
+## Procedural training worlds for the paired capture (python -m nss_train.sources.worldgen runs
 ## addons/neural_ss/capture/paired_capture.tscn with --scene res://worldgen/world.tscn).
 ##
 ## Every capture sequence k gets its own world, built from the seed (seed, k): layouts of primitive

@@ -62,7 +62,7 @@ class ContractError(ValueError):
 # One fixed, invertible map from unbounded linear radiance into [0, 1). The
 # network works in the mapped space; the exported graph applies both directions
 # itself, so a training/runtime disagreement is impossible. torch versions of
-# the same formulas live in nss_train.geometry and are tested against these.
+# the same formulas live in nss_train.models.geometry and are tested against these.
 
 COLOUR_TRANSFORM = "reinhard"  # y = x / (1 + x); x = y / (1 - y)
 COLOUR_TRANSFORM_MAX = 0.999  # clamp of y before the inverse: linear <= 999

@@ -2,10 +2,9 @@
 
     python -m nss_runtime.upscale_sequence MODEL.onnx SEQ_DIR OUT_DIR [--format png|exr|both]
 
-SEQ_DIR is a sequence in nss_train's layout (meta.json + frame_NNNNN.exr, see
-docs/frame_contract.md); reading it needs nss_train and OpenEXR (installed with
-`pip install -e .` at the repository root). The Session itself needs only numpy
-+ onnxruntime.
+SEQ_DIR is a sequence in the frame contract's layout (meta.json + frame_NNNNN.exr, see
+docs/frame_contract.md), read with nss_runtime.frames; reading it needs OpenEXR
+(`pip install openexr`). The Session itself needs only numpy + onnxruntime.
 
 Outputs per frame: frame_NNNNN.png (sRGB-encoded, linear colour x --exposure
 clipped to [0, 1]) and/or frame_NNNNN.exr (linear float RGB). Writes are atomic.
@@ -83,11 +82,12 @@ def upscale_sequence(model: str | os.PathLike, seq_dir: str | os.PathLike, out_d
                      formats: tuple[str, ...] = ("png",), providers="auto", threads: int | None = None,
                      exposure: float = 1.0, overwrite: bool = False, progress: bool = True) -> dict:
     """Upscale every frame of one sequence; returns a summary dict (frames written, skipped, replayed, PSNR)."""
+    from . import frames as F
     try:
-        from nss_train import frames as F
+        import OpenEXR  # noqa: F401  (frames reads the EXR files with it)
     except ImportError as e:
-        raise SessionError(f"reading EXR sequences needs nss_train and OpenEXR ({e}); "
-                           "run `pip install -e .` at the repository root") from None
+        raise SessionError(f"reading EXR sequences needs OpenEXR ({e}); pip install openexr") from None
+
     seq_dir, out_dir = Path(seq_dir), Path(out_dir)
     try:
         meta = F.read_meta(seq_dir)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nss_train.geometry import colour_forward, colour_inverse, depth_normalise
+from nss_train.models.geometry import colour_forward, colour_inverse, depth_normalise
 
 
 def conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:

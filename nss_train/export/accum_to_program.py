@@ -1,5 +1,5 @@
-"""The `accum` preset (nss_train.accum) as an NSS GPU program (format version 2): Accum.step_mapped as the six
-fused passes the Godot runtime dispatches (see to_program; docs/runtime.md):
+"""The `accum` preset (nss_train.models.accum) as an NSS GPU program (format version 2): Accum.step_mapped as the six
+fused passes the Godot runtime dispatches (see nss_train.export.gpu; docs/runtime.md):
 
     accum_prepare   colour, depth, motion, jitter, reset, history -> net_in (the network input)
     conv2d e1       net_in -> e1, and its 2x2 average pool
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nss_runtime.gpu_program import accum_in_layout
-from nss_train.to_program import ProgramBuilder
+from nss_train.export.program_builder import ProgramBuilder
 
 
 def accum_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
@@ -21,7 +21,7 @@ def accum_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
     for flag in ("use_jitter", "use_motion", "use_history"):
         if not getattr(cfg, flag, True):
             raise ValueError(f"to_program: accum with {flag}=False (an ablation) has no GPU program")
-    from nss_train import accum as A
+    from nss_train.models import accum as A
 
     s = int(cfg.scale)
     net = model.net

@@ -26,9 +26,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nss_runtime.contract import DEPTH_REF, SCALES
-from nss_train.geometry import (accumulate_flows_lowres, bilinear_up_folded_jittered, fold_zero_upsampled,
+from nss_train.models.geometry import (accumulate_flows_lowres, bilinear_up_folded_jittered, fold_zero_upsampled,
                                 sample_nearest, warp_zero_upsampled_folded)
-from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
+from nss_train.models.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nss_train.geometry import colour_forward, colour_inverse, upsample_motion, warp
+from nss_train.models.geometry import colour_forward, colour_inverse, upsample_motion, warp
 
 
 def jittered_grid(jitter: torch.Tensor, h: int, w: int, s: int) -> torch.Tensor:

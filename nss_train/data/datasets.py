@@ -3,7 +3,7 @@
     python -m nss_train.data check DIR      # validate a dataset; exit 1 naming each bad file
     python -m nss_train.data info DIR       # sequences, frames, sizes, cuts, windows
 
-    from nss_train.data import WindowDataset, split_sequences, check_dataset
+    from nss_train.data.datasets import WindowDataset, split_sequences, check_dataset
     train_dirs, val_dirs = split_sequences("data/default", val_fraction=0.2, seed=0)
     ds = WindowDataset(train_dirs, n_prev=4, crop=(64, 64), augment=True)
 
@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nss_train import frames as F
+from nss_runtime import frames as F
 
-log = logging.getLogger("nss_train.data")
+log = logging.getLogger("nss_train.data.datasets")
 
-def _sequence_dirs(root_or_list) -> list[Path]:
+def sequence_dirs(root_or_list) -> list[Path]:
     """A dataset root, one sequence directory, or a list of either -> sequence directories."""
     items = [root_or_list] if isinstance(root_or_list, (str, os.PathLike)) else list(root_or_list)
     out: list[Path] = []
@@ -45,7 +45,7 @@ def _sequence_dirs(root_or_list) -> list[Path]:
         out.extend(F.list_sequences(p))
     if not out:
         raise F.FrameError(f"{', '.join(map(str, items))}: no sequences (no meta.json found); "
-                           "render one with python -m nss_train.render")
+                           "render one with python -m nss_train.sources.render")
     return out
 
 
@@ -92,7 +92,7 @@ def check_dataset(root_or_list, progress: bool = False) -> CheckReport:
 
     rep = CheckReport()
     try:
-        seqs = _sequence_dirs(root_or_list)
+        seqs = sequence_dirs(root_or_list)
     except F.FrameError as e:
         rep.problems.append(str(e))
         return rep
@@ -145,7 +145,7 @@ def split_sequences(root_or_list, val_fraction: float = 0.2, seed: int = 0) -> t
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction {val_fraction}: expected 0 <= val_fraction < 1")
-    seqs = sorted(_sequence_dirs(root_or_list), key=lambda p: str(p))
+    seqs = sorted(sequence_dirs(root_or_list), key=lambda p: str(p))
     groups: dict[str, list[Path]] = OrderedDict()
     for s in seqs:
         try:
@@ -211,7 +211,7 @@ class WindowDataset(torch.utils.data.Dataset):
                  cache_bytes: int = 2 << 30, progress: bool = False, sequence: bool = False):
         if n_prev < 0:
             raise ValueError(f"n_prev {n_prev}: expected >= 0")
-        self.seq_dirs = _sequence_dirs(seq_dirs)
+        self.seq_dirs = sequence_dirs(seq_dirs)
         self.n_prev, self.augment, self.seed, self.pad_start = n_prev, augment, seed, pad_start
         self.skip_bad, self.cache = skip_bad, cache
         self.sequence = sequence
@@ -413,13 +413,13 @@ def _cmd_check(a) -> int:
         return 0
     n_bad = sum(len(v) for v in rep.bad_frames.values())
     print(f"FAILED: {a.dir}: {len(rep.problems)} problem(s) ({n_bad} bad frame(s) in {rep.sequences} "
-          "sequence(s)); re-render those frames (python -m nss_train.render resumes and replaces unreadable "
+          "sequence(s)); re-render those frames (python -m nss_train.sources.render resumes and replaces unreadable "
           "ones) or train with WindowDataset(skip_bad=True)", file=sys.stderr)
     return 1
 
 
 def _cmd_info(a) -> int:
-    seqs = _sequence_dirs(a.dir)
+    seqs = sequence_dirs(a.dir)
     for s in seqs:
         m = F.read_meta(s)
         cuts = [i for i, c in enumerate(m.cuts) if c]

@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nss_runtime.contract import DEPTH_REF, SCALES
-from nss_train.geometry import colour_forward, colour_inverse, depth_normalise
+from nss_train.models.geometry import colour_forward, colour_inverse, depth_normalise
 
 PRESET = "accum"
 HIST_CHANNELS = 4  # Reinhard RGB + accumulation weight
@@ -51,7 +51,7 @@ WARP_MODE = "bicubic"  # torch/ONNX cubic convolution, a = -0.75, 4x4 taps: bili
 
 
 # the registry's error type, so fit / evaluate / export_onnx report accum checkpoint errors in one line too
-from nss_train.model import CheckpointError  # noqa: E402
+from nss_train.models.registry import CheckpointError  # noqa: E402
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class AccumConfig:
 
 # --- colour / depth (the contract's transforms, in torch) ------------------------------------
 
-# one definition for every preset: nss_train.geometry (depth_norm: 1 near, 0 at infinity, NaN -> 1)
+# one definition for every preset: nss_train.models.geometry (depth_norm: 1 near, 0 at infinity, NaN -> 1)
 reinhard, inverse_reinhard, depth_norm = colour_forward, colour_inverse, depth_normalise
 
 
@@ -444,7 +444,7 @@ def cost_table(cfg: AccumConfig, h: int = 180, w: int = 320) -> list[tuple[str, 
     return [(k, float(v) / n_out) for k, v in rows]
 
 
-# the registry's interface (nss_train.model): the config dataclass and the module
+# the registry's interface (nss_train.models.registry): the config dataclass and the module
 CONFIG = AccumConfig
 MODEL = Accum
 
@@ -458,16 +458,16 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# --- checkpoints (the format of nss_train.model, with an accum config) ---------------------------
+# --- checkpoints (the format of nss_train.models.registry, with an accum config) ---------------------------
 
 def save_checkpoint(path, model: Accum, **kw) -> None:
-    from nss_train.model import save_checkpoint as _save
+    from nss_train.models.registry import save_checkpoint as _save
     _save(path, model, **kw)
 
 
 def load_checkpoint(path) -> tuple[Accum, AccumConfig, dict]:
-    """nss_train.model.load_checkpoint, checked to hold an accum model."""
-    from nss_train.model import load_checkpoint as load_any
+    """nss_train.models.registry.load_checkpoint, checked to hold an accum model."""
+    from nss_train.models.registry import load_checkpoint as load_any
     model, cfg, ckpt = load_any(path)
     if not isinstance(model, Accum):
         raise CheckpointError(f"{path}: preset {cfg.name!r}; expected an 'accum' checkpoint")
@@ -484,7 +484,7 @@ def tiny_config(cfg: AccumConfig) -> AccumConfig:
     return dataclasses.replace(cfg, enc=6, mid=8, dec=6)
 
 
-if __name__ == "__main__":  # python -m nss_train.accum: the cost, op by op
+if __name__ == "__main__":  # python -m nss_train.models.accum: the cost, op by op
     for s in SCALES:
         cfg = AccumConfig(scale=s)
         m = Accum(cfg)

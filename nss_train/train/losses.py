@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nss_train.geometry import colour_forward
+from nss_train.models.geometry import colour_forward
 
-log = logging.getLogger("nss_train.losses")
+log = logging.getLogger("nss_train.train.losses")
 
 DISPLAY = "Reinhard x/(1+x), then sRGB transfer curve, clipped to [0, 1]"
 

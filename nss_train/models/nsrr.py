@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nss_runtime.contract import DEPTH_REF, SCALES
-from nss_train.geometry import accumulate_flows, upsample_motion, warp, zero_upsample
-from nss_train.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
+from nss_train.models.geometry import accumulate_flows, upsample_motion, warp, zero_upsample
+from nss_train.models.layers import FeatureExtractor, PrevFramesUpscaler, Reweighting, conv, unet_encode
 
 
 @dataclass

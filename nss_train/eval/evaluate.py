@@ -1,11 +1,11 @@
 """Evaluate a trained model against bilinear, bicubic and a TAA upscaler on held-out sequences.
 
-    python -m nss_train.evaluate --model models/accum_x2.pt --data data/blender_heldout
-    python -m nss_train.evaluate --model runs/default/best.pt          # the run's validation sequences
+    python -m nss_train.eval.evaluate --model models/accum_x2.pt --data data/blender_heldout
+    python -m nss_train.eval.evaluate --model runs/default/best.pt          # the run's validation sequences
 
 Every method runs in streaming order over each sequence (the model through its
 `step`, exactly as the runtime runs it; resets at cuts). Metrics are computed on
-display values (nss_train.losses.DISPLAY: Reinhard, sRGB curve, clipped [0, 1]):
+display values (nss_train.train.losses.DISPLAY: Reinhard, sRGB curve, clipped [0, 1]):
 
   PSNR, SSIM     against the high-res target; PSNR of the MEAN MSE over all frames (as fit's
                  validation), per-frame PSNRs in the JSON and the plot;
@@ -31,14 +31,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nss_train import baselines as B
-from nss_train import frames as FR
-from nss_train.frames import atomic_write_bytes
-from nss_train.losses import DISPLAY, psnr_from_mse, ssim, to_display
-from nss_train.geometry import upsample_motion, warp
-from nss_train.model import CheckpointError, load_checkpoint
+from nss_train.eval import baselines as B
+from nss_runtime import frames as FR
+from nss_runtime.frames import atomic_write_bytes
+from nss_train.train.losses import DISPLAY, psnr_from_mse, ssim, to_display
+from nss_train.models.geometry import upsample_motion, warp
+from nss_train.models.registry import CheckpointError, load_checkpoint
 
-log = logging.getLogger("nss_train.evaluate")
+log = logging.getLogger("nss_train.eval.evaluate")
 
 
 class EvalError(RuntimeError):
@@ -284,7 +284,7 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nss_train.evaluate", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m nss_train.eval.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="models/accum_x2.pt", help="checkpoint; '' for the baselines only")
     p.add_argument("--data", nargs="*", default=[], help="held-out dataset(s)/sequence(s); default: the "
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         r = evaluate(a.model or None, a.data, a.out, a.max_frames, a.crops, a.crop_size, methods,
                      a.allow_train_data)
     except (EvalError, CheckpointError, FR.FrameError, ValueError) as e:
-        print(f"nss_train.evaluate: error: {e}", file=sys.stderr)
+        print(f"nss_train.eval.evaluate: error: {e}", file=sys.stderr)
         return 1
     print(markdown(r))
     return 0

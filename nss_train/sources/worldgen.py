@@ -1,14 +1,14 @@
 """Training data at scale from the engine the game uses: procedural Godot worlds, paired capture.
 
-    python -m nss_train.worldgen --out data/godot_world            # train/ + val/, resumable
-    python -m nss_train.worldgen --out data/godot_world --shard 0/2 # half of the chunks (other machine: 1/2)
+    python -m nss_train.sources.worldgen --out data/godot_world            # train/ + val/, resumable
+    python -m nss_train.sources.worldgen --out data/godot_world --shard 0/2 # half of the chunks (other machine: 1/2)
     python -m nss_train.data check data/godot_world/train
 
 Every sequence is its own world: godot_project/worldgen/world.tscn builds it from (seed, sequence)
 (meshes, code-made textures, thin wires/fences/railings, foliage cards, decals, text, metallic,
 emissive and transparent surfaces, particles, animation, sky/fog, lights, a camera path that is
 still, slow, fast, orbiting, strafing or panning, some with cuts) and the addon's paired capture
-(nss_train.capture_pairs -> addons/neural_ss/capture/paired_capture.tscn) records it: low-res
+(nss_train.sources.godot_pairs -> addons/neural_ss/capture/paired_capture.tscn) records it: low-res
 frames through NeuralSSViewport with raw sub-pixel jitter (Halton(2,3), the exact jitter per frame
 in meta.json) and a target rendered at scale * ss times the low-res size with MSAA, box-filtered
 in linear light. The validation split uses other world seeds than training (--val-seed).
@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nss_train.capture_pairs import LAST_RUN, CaptureConfig, CaptureError, capture
-from nss_train.frames import FrameError
+from nss_train.sources.godot_pairs import LAST_RUN, CaptureConfig, CaptureError, capture
+from nss_runtime.frames import FrameError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCENE = "res://worldgen/world.tscn"
 LEAD = 6  # frames the world is built before its sequence (world_gen.gd's LEAD)
 
@@ -140,7 +140,7 @@ def generate(cfg: WorldgenConfig, progress: bool = True, log=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nss_train.worldgen", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m nss_train.sources.worldgen", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = WorldgenConfig()
     helps = {"train": "training sequences (one world each)", "val": "validation sequences (other seed)",

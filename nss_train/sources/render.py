@@ -1,8 +1,8 @@
 """Render training sequences with Blender (bpy, Cycles) in the frame contract.
 
-    python -m nss_train.render                      # the built-in default dataset -> data/default
-    python -m nss_train.render --out D --sequences 2 --frames 4 --size 64x36 --scale 2
-    python -m nss_train.render --blend my.blend other.blend --out D --jitter
+    python -m nss_train.sources.render                      # the built-in default dataset -> data/default
+    python -m nss_train.sources.render --out D --sequences 2 --frames 4 --size 64x36 --scale 2
+    python -m nss_train.sources.render --blend my.blend other.blend --out D --jitter
 
 Every frame is rendered twice at the same instant with the same camera:
   low-res  --size WxH, --spp-low samples (1-4), a one-pixel box filter (or point
@@ -11,7 +11,7 @@ Every frame is rendered twice at the same instant with the same camera:
   target   --scale x the size per axis, --spp-high samples, Cycles' default
            1.5 px Blackman-Harris filter, adaptive sampling, denoising OFF
            (a denoiser would teach the network its artefacts).
-The two Cycles multi-part EXRs are converted to the contract (nss_train.frames):
+The two Cycles multi-part EXRs are converted to the contract (nss_runtime.frames):
 Depth.Z -> depth, Vector (X, -Y) -> motion. A re-run skips finished frames.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nss_train import frames as F
+from nss_runtime import frames as F
 
 DEFAULT_OUT = "data/default"
 # The built-in default dataset (the README's main job): a few minutes on 2 CPU cores.
@@ -372,12 +372,12 @@ def _load_blend(bpy, path: str) -> None:
 def _setup_job(bpy, job: Job, cfg: RenderConfig) -> tuple[list[int], dict]:
     """Load/build the scene of a job; returns the Blender frame numbers to render and a description."""
     if job.blend is None:
-        from nss_train import scenes
+        from nss_train.sources import scenes
 
         bpy.ops.wm.read_factory_settings(use_empty=True)
         frames = cfg.frames or DEFAULT_FRAMES
         desc = scenes.build_scene(job.seed, frames, cut_prob=cfg.cut_prob)
-        desc.update(tool="nss_train.render", scene="builtin", group=f"builtin_seed{job.seed}")
+        desc.update(tool="nss_train.sources.render", scene="builtin", group=f"builtin_seed{job.seed}")
         numbers = list(range(1, frames + 1))
     else:
         _load_blend(bpy, job.blend)
@@ -391,7 +391,7 @@ def _setup_job(bpy, job: Job, cfg: RenderConfig) -> tuple[list[int], dict]:
                               f"{sc.frame_start}..{sc.frame_end}")
         n = min(cfg.frames, n_all) if cfg.frames else n_all
         numbers = list(range(sc.frame_start, sc.frame_start + n))
-        desc = dict(tool="nss_train.render", scene=f"{Path(job.blend).name}:{sc.name}",
+        desc = dict(tool="nss_train.sources.render", scene=f"{Path(job.blend).name}:{sc.name}",
                     group=f"blend:{Path(job.blend).resolve()}", seed=job.seed)
     _configure(bpy, cfg)
     if job.blend is not None:
@@ -570,7 +570,7 @@ def render_current_scene(seq_dir: str | os.PathLike, cfg: RenderConfig, numbers:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nss_train.render", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m nss_train.sources.render", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"dataset directory (default {DEFAULT_OUT})")
     p.add_argument("--sequences", type=int, default=DEFAULT_SEQUENCES, help="built-in sequences to render")
@@ -604,10 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dirs = render(cfg)
     except (RenderError, F.FrameError) as e:
-        print(f"nss_train.render: error: {e}", file=sys.stderr)
+        print(f"nss_train.sources.render: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("nss_train.render: interrupted; re-run the same command to resume", file=sys.stderr)
+        print("nss_train.sources.render: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
     print(f"rendered {len(dirs)} sequence(s) into {cfg.out} in {time.time() - t0:.0f} s")
     return 0

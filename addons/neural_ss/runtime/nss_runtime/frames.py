@@ -1,4 +1,6 @@
-"""Frames on disk: the frame contract (nss_runtime.contract) as OpenEXR files.
+"""Frames on disk: the frame contract (nss_runtime.contract) as OpenEXR files (needs the `OpenEXR` module).
+
+The runtime reads sequences with it (upscale_sequence); the training side (nss_train) reads and writes them.
 
 This module is the only place that knows the channel and part names. A dataset
 is a directory of sequences; a sequence is a directory holding `meta.json` and
@@ -21,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from nss_runtime.atomic import atomic_path, atomic_write_bytes  # noqa: F401  (re-exported)
-from nss_runtime.contract import (  # noqa: F401  (re-exported: one contract)
+from .atomic import atomic_path, atomic_write_bytes  # noqa: F401  (re-exported)
+from .contract import (  # noqa: F401  (re-exported: one contract)
     BUFFERS,
     COLOUR_TRANSFORM,
     CONTRACT_VERSION,

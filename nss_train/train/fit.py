@@ -1,12 +1,12 @@
 """Train the supersampling network.
 
-    python -m nss_train.fit                       # built-in default dataset (rendered first if absent), a few minutes
-    python -m nss_train.fit --data DIR --out runs/mine --preset nsrr --steps 20000
-    python -m nss_train.fit --out runs/mine --resume             # continue exactly where it stopped
-    python -m nss_train.fit --devices 2 [--num-nodes 2 --node-rank R --master-addr HOST]   # DDP
+    python -m nss_train.train.fit                       # built-in default dataset (rendered first if absent), a few minutes
+    python -m nss_train.train.fit --data DIR --out runs/mine --preset nsrr --steps 20000
+    python -m nss_train.train.fit --out runs/mine --resume             # continue exactly where it stopped
+    python -m nss_train.train.fit --devices 2 [--num-nodes 2 --node-rank R --master-addr HOST]   # DDP
 
 A plain PyTorch loop (nanoGPT style). Every `--val-every` steps: validation PSNR/SSIM
-on held-out sequences (display values, see nss_train.losses.DISPLAY), TensorBoard
+on held-out sequences (display values, see nss_train.train.losses.DISPLAY), TensorBoard
 scalars and input/output/target images, and atomic `last.pt` / `best.pt`
 checkpoints in --out. Ctrl-C saves `last.pt` first. The batch of step i is a pure
 function of (seed, i), so --resume continues the same run exactly (weights,
@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from nss_runtime.contract import SCALES
-from nss_train import frames as FR
-from nss_train.losses import NSSLoss, psnr_from_mse, srgb_encode, ssim, to_display
-from nss_train.geometry import colour_inverse
-from nss_train.model import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
+from nss_runtime import frames as FR
+from nss_train.train.losses import NSSLoss, psnr_from_mse, srgb_encode, ssim, to_display
+from nss_train.models.geometry import colour_inverse
+from nss_train.models.registry import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
                              read_checkpoint, save_checkpoint)
 
-log = logging.getLogger("nss_train.fit")
+log = logging.getLogger("nss_train.train.fit")
 
 
 @dataclass
@@ -91,8 +91,8 @@ class FitError(RuntimeError):
 # --- data --------------------------------------------------------------------------------
 
 def ensure_default_dataset(root: str = DEFAULT_DATA) -> Path:
-    """The built-in default dataset: render it with nss_train.render if absent or incomplete (resumable)."""
-    from nss_train import render as R
+    """The built-in default dataset: render it with nss_train.sources.render if absent or incomplete (resumable)."""
+    from nss_train.sources import render as R
 
     root_p = Path(root)
     complete = False
@@ -135,8 +135,8 @@ def collate(items: list[dict], multiple: int = 1) -> dict:
 def bicubic(colour_lr: torch.Tensor, jitter: torch.Tensor, s: int) -> torch.Tensor:
     """The validation baseline: jitter-aligned bicubic of linear colour (one bicubic resample at the output
     pixels' positions among the jittered samples, in the mapped space so HDR highlights do not ring), -> linear.
-    The same function as nss_train.evaluate's bicubic baseline."""
-    from nss_train.baselines import upsample
+    The same function as nss_train.eval.evaluate's bicubic baseline."""
+    from nss_train.eval.baselines import upsample
     return colour_inverse(upsample(colour_lr, jitter, s, "bicubic"))
 
 
@@ -229,7 +229,7 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
             sample = torch.cat([near, o, tgt], -1)[0].clamp(0, 1).cpu()  # input | output | target
     model.train()
     m = {k: v / len(idx) for k, v in acc.items()}
-    to_db = psnr_from_mse  # the PSNR of the mean MSE, as nss_train.evaluate reports it
+    to_db = psnr_from_mse  # the PSNR of the mean MSE, as nss_train.eval.evaluate reports it
     return {"psnr": to_db(m["mse"]), "ssim": m["ssim"], "bicubic_psnr": to_db(m["bicubic_mse"]),
             "bicubic_ssim": m["bicubic_ssim"], "image": sample}
 
@@ -258,7 +258,7 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, local_rank: int = 0) -> dict:
     """Run (or resume) a training; returns the final metrics. Raises FitError/CheckpointError/FrameError."""
-    from nss_train.data import WindowDataset, split_sequences
+    from nss_train.data.datasets import WindowDataset, split_sequences
 
     d = setup_dist(cfg, local_rank)
     device = pick_device(cfg, d)
@@ -293,9 +293,9 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if isinstance(cfg.data, str):
         cfg.data = [cfg.data]
     if cfg.val_data:  # explicit held-out sequences (a dataset that grows between resumes keeps its split)
-        from nss_train.data import _sequence_dirs
-        val_dirs = sorted({p.resolve() for p in _sequence_dirs(cfg.val_data)})
-        train_dirs = [p for p in _sequence_dirs(cfg.data) if p.resolve() not in set(val_dirs)]
+        from nss_train.data.datasets import sequence_dirs
+        val_dirs = sorted({p.resolve() for p in sequence_dirs(cfg.val_data)})
+        train_dirs = [p for p in sequence_dirs(cfg.data) if p.resolve() not in set(val_dirs)]
     else:
         train_dirs, val_dirs = split_sequences(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not val_dirs:
@@ -310,7 +310,7 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
         cfg.n_prev = init_cfg.n_prev
     elif not cfg.n_prev:  # 0: the preset's own number of previous frames
         cfg.n_prev = preset_config(cfg.preset, scale=SCALES[0]).n_prev
-    from nss_train.model import architecture
+    from nss_train.models.registry import architecture
     recurrent = bool(getattr(architecture(init_cfg.name if cfg.init else cfg.preset).MODEL, "recurrent", False))
     if recurrent and (cfg.seq_len < 2 or not 0 <= cfg.loss_skip < cfg.seq_len):
         raise FitError(f"--seq-len {cfg.seq_len} / --loss-skip {cfg.loss_skip}: expected seq-len >= 2 and "
@@ -495,7 +495,7 @@ def _worker(local_rank: int, cfg: TrainConfig, resume, overwrite) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nss_train.fit", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m nss_train.train.fit", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (FitError, CheckpointError, FR.FrameError, ValueError, FileNotFoundError) as e:
-        print(f"nss_train.fit: error: {e}", file=sys.stderr)
+        print(f"nss_train.train.fit: error: {e}", file=sys.stderr)
         return 1
     print(f"done: step {m.get('step')}, val PSNR {m.get('val_psnr', float('nan')):.2f} dB "
           f"(bicubic {m.get('val_bicubic_psnr', float('nan')):.2f}), best {m.get('best_psnr', float('nan')):.2f} dB; "

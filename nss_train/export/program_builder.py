@@ -1,8 +1,5 @@
-"""A trained model as an NSS GPU program (nss_runtime.gpu_program): the flat op list + weights blob the
-Godot compute-shader runtime (addons/neural_ss/gpu/) and the numpy reference interpreter execute.
-
-    prog, weights = to_program(model)                 # model: a `fast` or `accum` nn.Module in eval mode
-    write_program("m.nssgpu.json", prog, weights)     # nss_runtime.gpu_program
+"""Building an NSS GPU program (nss_runtime.gpu_program) op by op: ProgramBuilder (tensors, ops, the weights blob)
+and the `fast` preset's program (fast_program). The entry point for any preset is nss_train.export.gpu.to_program.
 
 The program is emitted from the model's own modules (its convs in the order `step` runs them) and mirrors
 `step` op for op; tests/test_gpu_program.py checks that the interpreter equals ONNX Runtime on the exported
@@ -171,18 +168,3 @@ def _fast_unet(b: ProgramBuilder, net, x: str) -> str:
         for i, c in enumerate(layers[1:]):
             x = b.conv_mod(x, f"dec{li}_{i + 1}", c, "relu")
     return b.conv_mod(x, "unet_out", net.out)
-
-
-# --- dispatch --------------------------------------------------------------------------------------------
-
-def to_program(model, name: str = "model") -> tuple[dict, np.ndarray]:
-    """(program dict, float32 weights) for a supported preset; ValueError naming the preset otherwise."""
-    preset = getattr(model.cfg, "name", None)
-    if preset == "fast":
-        if hasattr(model.cfg, "gather_warp") and not model.cfg.gather_warp:
-            raise ValueError("to_program: fast without gather_warp is not a GPU-program preset")
-        return fast_program(model, name)
-    if preset == "accum":
-        from nss_train.accum_program import accum_program
-        return accum_program(model, name)
-    raise ValueError(f"to_program: preset {preset!r} has no GPU program (supported: fast, accum)")

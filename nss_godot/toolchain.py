@@ -200,7 +200,7 @@ class Godot:
         """Run Godot, bounded by `timeout` seconds. `paths`: host paths Godot must see (chroot binds them)."""
         if self.kind == "chroot":
             assert self.root is not None
-            with _lock():
+            with lock():
                 mount_all(self.root, [*(paths or []), *self.extra_binds])
             Path("/tmp/nss_godot_runtime").mkdir(mode=0o700, exist_ok=True)
         env = dict(os.environ)
@@ -288,7 +288,7 @@ def find_godot() -> Godot:
 # --- the chroot ----------------------------------------------------------------
 
 @contextlib.contextmanager
-def _lock():
+def lock():
     cache_dir().mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -393,7 +393,7 @@ def ensure(verbose: bool = True) -> Godot:
     g = host_godot()
     if g is not None:
         return g
-    with _lock():
+    with lock():
         g = chroot_godot()
         if g is not None:
             mount_all(g.root)
@@ -435,7 +435,7 @@ def ensure(verbose: bool = True) -> Godot:
                               "godot --version in the chroot", timeout=120, echo=False).output)
         if v is None or v[:2] < MIN_VERSION:
             raise GodotError(f"the chroot's godot reports version {v}; expected >= {MIN_VERSION}")
-        from nss_train.frames import atomic_write_bytes
+        from nss_runtime.atomic import atomic_write_bytes
         atomic_write_bytes(_stamp_path(), json.dumps({"recipe": RECIPE, "version": list(v), "root": str(root),
                                                       "packages": PACKAGES}).encode())
         return Godot("chroot", "/usr/bin/godot", v, root=root)

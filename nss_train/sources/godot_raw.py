@@ -2,12 +2,12 @@
 
 The addon (addons/neural_ss/neural_ss_frame_writer.gd) writes raw float buffers + JSON under
 DIR/raw/ while the game runs (cheap, no EXR encoder in GDScript). This step turns them into the
-same on-disk format as the Blender data (nss_train.frames): DIR/meta.json + DIR/frame_00000.exr ...
+same on-disk format as the Blender data (nss_runtime.frames): DIR/meta.json + DIR/frame_00000.exr ...
 with a "lowres" part, plus a "target" part for paired captures (addons/neural_ss/capture/, run by
-`python -m nss_train.capture_pairs`): their high-res render of the same instant was taken at
+`python -m nss_train.sources.godot_pairs`): their high-res render of the same instant was taken at
 `target_ss` times the target size and is box-downsampled here (supersampling).
 
-    python -m nss_train.raw_capture DIR [--scale S] [--keep-raw]
+    python -m nss_train.sources.godot_raw DIR [--scale S] [--keep-raw]
 
 Resumable: frames whose EXR is newer than their raw JSON are skipped.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nss_train.frames import (FRAME_PATTERN, ContractError, Frame, FrameError, SequenceMeta, frame_path,
+from nss_runtime.frames import (FRAME_PATTERN, ContractError, Frame, FrameError, SequenceMeta, frame_path,
                               write_frame, write_meta)
 
 RAW_FORMAT = "nss_godot_raw/1"

@@ -1,9 +1,9 @@
 """Training data from your own Godot scenes: paired low-res / supersampled high-res captures.
 
-    python -m nss_train.capture_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo \\
+    python -m nss_train.sources.godot_pairs --project godot_project --scene res://demo.tscn --out data/godot_demo \\
         --sequences 8 --frames 32 --low 160x90 --scale 2 --ss 2 --msaa 4 --time-scale 2
     python -m nss_train.data check data/godot_demo
-    python -m nss_train.fit --data data/godot_demo [data/default ...] --init models/accum_x2.pt ...
+    python -m nss_train.train.fit --data data/godot_demo [data/default ...] --init models/accum_x2.pt ...
 
 Runs Godot (tools/godot_env.py: host Godot 4.3+ or the project's chroot, under Xvfb + lavapipe
 when there is no display) on the addon's capture scene
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nss_train.frames import FrameError, frame_path, read_meta
-from nss_train.raw_capture import RAW_FORMAT, convert
+from nss_runtime.frames import FrameError, frame_path, read_meta
+from nss_train.sources.godot_raw import RAW_FORMAT, convert
 
 DRIVER = "res://addons/neural_ss/capture/paired_capture.tscn"
 SEQ_PATTERN = "seq_{:05d}"
@@ -159,7 +159,7 @@ def _count_raw(dirs: list[Path]) -> int:
 
 def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
     """Capture (or finish) the sequences; returns their directories. Raises CaptureError/FrameError."""
-    from nss_train.godot import GodotError, find_godot
+    from nss_godot.toolchain import GodotError, find_godot
 
     if not cfg.out:
         raise CaptureError("--out DIR is required")
@@ -256,7 +256,7 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
         elif state[k] == "todo":
             raise CaptureError(f"{dirs[k]}: capture finished but the sequence is incomplete")
     if cfg.check:
-        from nss_train.data import check_dataset
+        from nss_train.data.datasets import check_dataset
 
         rep = check_dataset([dirs[k] for k in ids])
         if not rep.ok:
@@ -265,7 +265,7 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nss_train.capture_pairs", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m nss_train.sources.godot_pairs", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = CaptureConfig()
     helps = {"scene": "scene to capture, res://PATH.tscn", "out": "output dataset directory",
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
              "camera": "scene | path:NODE[:SPEED] | anim:NODE:ANIMATION | replay:FILE",
              "time_scale": "scene time runs this many times faster (the demo reads it)",
              "extra": "extra user arguments passed to the scene (one string)",
-             "check": "run nss_train.data's check on the result", "keep_raw": "keep the raw Godot buffers",
+             "check": "run nss_train.data.datasets's check on the result", "keep_raw": "keep the raw Godot buffers",
              "jitter": "raw sub-pixel jitter on the low-res frames (NeuralSSViewport.jitter), recorded per frame",
              "jitter_samples": "length of the Halton(2,3) jitter sequence",
              "pre_frames": "the target viewport renders from this many frames before each sequence",
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print("capture_pairs: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     print(f"capture_pairs: {len(seqs)} sequence(s) x {cfg.frames} frame(s) in {cfg.out} "
-          f"({time.time() - t0:.0f} s); train with: python -m nss_train.fit --data {cfg.out}")
+          f"({time.time() - t0:.0f} s); train with: python -m nss_train.train.fit --data {cfg.out}")
     return 0
 
 

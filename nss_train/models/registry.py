@@ -1,14 +1,14 @@
 """The model registry: which architectures exist, their configs, building them, and checkpoints.
 
-Each architecture is one module over the shared geometry (nss_train.geometry) and layers (nss_train.layers):
+Each architecture is one module over the shared geometry (nss_train.models.geometry) and layers (nss_train.models.layers):
 
-  nsrr   nss_train.nsrr   the paper's network (Xiao et al. 2020), U-Net at the output resolution
-  fast   nss_train.fast   our real-time variant: NSRR geometry as row lookups, U-Net at the input resolution
-  accum  nss_train.accum  learned temporal accumulation into an output-resolution history
+  nsrr   nss_train.models.nsrr   the paper's network (Xiao et al. 2020), U-Net at the output resolution
+  fast   nss_train.models.fast   our real-time variant: NSRR geometry as row lookups, U-Net at the input resolution
+  accum  nss_train.models.accum  learned temporal accumulation into an output-resolution history
 
 An architecture module exposes CONFIG (a dataclass with fields name, scale, n_prev, depth_ref, a property
 `multiple` and a classmethod `preset(scale, n_prev)`) and MODEL (an nn.Module built from a CONFIG, with the
-nss_train.layers.Upscaler interface). Checkpoints store the config as a dict; its `name` picks the module.
+nss_train.models.layers.Upscaler interface). Checkpoints store the config as a dict; its `name` picks the module.
 
     cfg = preset_config("fast", scale=2)       # the preset's dataclass; n_prev None: the preset's default
     model = build_model(cfg)
@@ -27,7 +27,7 @@ import torch.nn as nn
 CKPT_FORMAT = "nss_train.ckpt"
 CKPT_VERSION = 2  # 2: per-architecture configs (version 1 was the one-class NSRR with boolean switches)
 
-PRESETS: dict[str, str] = {"nsrr": "nss_train.nsrr", "fast": "nss_train.fast", "accum": "nss_train.accum"}
+PRESETS: dict[str, str] = {"nsrr": "nss_train.models.nsrr", "fast": "nss_train.models.fast", "accum": "nss_train.models.accum"}
 
 
 class CheckpointError(ValueError):
@@ -89,7 +89,7 @@ def param_count(model: nn.Module) -> int:
 def save_checkpoint(path, model: nn.Module, optimizer=None, step: int = 0, rng=None, data=None, metrics=None,
                     extra=None) -> None:
     """Write {"format", "version", "config", "model", ...} atomically (temp file + rename)."""
-    from nss_train.frames import atomic_write_bytes
+    from nss_runtime.frames import atomic_write_bytes
 
     ckpt = {"format": CKPT_FORMAT, "version": CKPT_VERSION, "config": dataclasses.asdict(model.cfg),
             "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -142,7 +142,7 @@ def load_checkpoint(path, expect=None) -> tuple[nn.Module, object, dict]:
     return model, cfg, ckpt
 
 
-if __name__ == "__main__":  # python -m nss_train.model: cost of every preset
+if __name__ == "__main__":  # python -m nss_train.models.registry: cost of every preset
     from nss_runtime.contract import SCALES
 
     for name in PRESETS:

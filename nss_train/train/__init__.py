@@ -1,0 +1,1 @@
+"""Training: the loop (fit) and its losses (losses)."""
