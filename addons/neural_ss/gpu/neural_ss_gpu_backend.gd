@@ -13,7 +13,9 @@ extends Node
 ## and prints one line saying which path is live and why; the overlay shows it (stats["runtime"]).
 ## User args (after --): --nss-runtime=, --nss-model=, --nss-record=DIR (write every upscaled frame
 ## + timings.jsonl, the bridge's format), --nss-stop-file=PATH, --nss-gpu-profile (per-kernel GPU times
-## from RenderingDevice timestamps, stats["gpu_*"]).
+## from RenderingDevice timestamps, stats["gpu_*"]), --nss-gpu-skip-network (benchmarks only: capture and
+## present without running the network, which then shows the captured low-res colour, bilinear; the
+## network's share of the frame cost is the difference, benchmarks/bench_frame_cost.py).
 
 const RUNTIMES := ["auto", "gpu", "python"]
 
@@ -28,6 +30,8 @@ var _record_dir: String = ""
 var _record_log: FileAccess
 var _stop_file: String = ""
 var _failed: bool = false
+var _skip_network: bool = false
+var _skip_tex: Texture2DRD
 var _mutex := Mutex.new()
 
 
@@ -95,6 +99,7 @@ func _ready() -> void:
 	if runner == null:
 		return
 	runner.profile = opts.has("nss-gpu-profile")
+	_skip_network = opts.has("nss-gpu-skip-network")
 	if runner.wants_jitter and "jitter_for_model" in viewport:
 		viewport.set("jitter_for_model", true)  # a temporal model accumulates jittered samples (NEURAL mode)
 	if opts.has("nss-record"):
@@ -135,7 +140,7 @@ func _configure_effect() -> void:
 	if _effect == null:
 		return
 	var neural := int(viewport.get("mode")) == 2  # NeuralSSViewport.Mode.NEURAL
-	_effect.gpu_runner = runner if (neural and runner != null and not _failed) else null
+	_effect.gpu_runner = runner if (neural and runner != null and not _failed and not _skip_network) else null
 	_effect.readback = (not _record_dir.is_empty()
 			or not (viewport.get_signal_connection_list("frame_captured") as Array).is_empty())
 
@@ -157,6 +162,10 @@ func _process(_delta: float) -> void:
 	if _failed:
 		stats["runtime"] = "bilinear (GPU runtime failed)"
 		return
+	if _skip_network:
+		_present_capture()
+		stats["runtime"] = "GPU %s: network skipped (--nss-gpu-skip-network)" % runner.model_name
+		return
 	if runner.frames_run > _shown:
 		_shown = runner.frames_run
 		viewport.call("set_upscaled_texture", runner.get_texture())
@@ -164,6 +173,19 @@ func _process(_delta: float) -> void:
 	viewport.call("set_stage_ms", "gpu_record_cpu", runner.last_cpu_ms)
 	if runner.profile and runner.kernel_ms.has("total"):
 		viewport.call("set_stage_ms", "gpu_network", float(runner.kernel_ms["total"]))
+
+
+# --nss-gpu-skip-network: the capture's own low-res colour is presented (the present pass samples it
+# bilinearly to the output size): the frame costs capture + present, no network.
+func _present_capture() -> void:
+	var rid := _effect.get_colour_depth_texture() if _effect != null else RID()
+	if not rid.is_valid():
+		return
+	if _skip_tex == null:
+		_skip_tex = Texture2DRD.new()
+	if _skip_tex.texture_rd_rid != rid:
+		_skip_tex.texture_rd_rid = rid
+	viewport.call("set_upscaled_texture", _skip_tex)
 
 
 # Rendering thread (texture_get_data_async callback): one upscaled frame, RGBA32F.
