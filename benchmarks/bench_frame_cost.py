@@ -3,7 +3,7 @@
     python benchmarks/bench_frame_cost.py --out benchmarks/results/frame_cost
     python benchmarks/bench_frame_cost.py --out OUT --scenes demo --sizes 1280x720 --frames 24 --reps 3 --kernels
 
-Godot (nss_train.godot: Godot 4.6 under Xvfb + lavapipe here) renders real pixels of the demo
+Godot (nss_godot.toolchain: Godot 4.6 under Xvfb + lavapipe here) renders real pixels of the demo
 (godot_project/) and of evaluation levels (eval_levels/), one Godot run per (scene, output size, method,
 repetition), deterministic frames (--fixed-fps 30), vsync off, the scene's own camera. Methods, all at
 --scale 2 (render size = output / 2):
@@ -60,13 +60,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from nss_train.eval import in_engine as C
+from nss_train.eval.pictures import atomic_write_text
+from nss_train.eval.runtime_process import ToolError
 
-import compare_upscalers as C  # noqa: E402
-from nss_train.upscaler_compare import ToolError, atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HARNESS = ROOT / "benchmarks" / "frame_cost_harness" / "nss_frame_cost_harness.gd"
 HARNESS_RES = "res://nss_compare/nss_frame_cost_harness.gd"
@@ -184,7 +182,7 @@ def check_run(t: dict, scene: str, method: str, size, a) -> None:
         raise ToolError(f"{what}: {len(t['frames'])} timed frames, expected {a.frames}")
     if list(t["window"]) != list(size):
         raise ToolError(f"{what}: the window is {t['window'][0]}x{t['window'][1]}, expected {size[0]}x{size[1]} "
-                        "(clamped to the screen? the Xvfb screen is nss_train.godot.XVFB_SCREEN)")
+                        "(clamped to the screen? the Xvfb screen is nss_godot.toolchain.XVFB_SCREEN)")
     want = [size[0], size[1]] if method == "native" else [size[0] // a.scale, size[1] // a.scale]
     if list(t["render_size"]) != want:
         raise ToolError(f"{what}: render size {t['render_size']}, expected {want}")
@@ -321,7 +319,7 @@ def markdown(res: dict) -> str:
 # --- main -----------------------------------------------------------------------------------------
 
 def bench(a, command: str) -> dict:
-    from nss_train.godot import GodotError, ensure
+    from nss_godot.toolchain import GodotError, ensure
 
     methods = parse_methods(a.methods)
     scale = a.scale

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_frame_cost as B  # noqa: E402
-from nss_train.upscaler_compare import ToolError  # noqa: E402
+from nss_train.eval.runtime_process import ToolError  # noqa: E402
 
 
 def _run(wall: float, gpu: float, n: int = 3) -> dict:
