@@ -36,6 +36,16 @@ layout(std430, set = 0, binding = 4) restrict writeonly buffer Pool { vec4 pool_
 
 vec4 acc[OC4 * NPX];
 
+void accumulate(vec4 v[NPX], int c, int t, int o0) {
+	[[unroll]] for (int o = 0; o < OC4; o++) {
+		int k = p.offs.x + (((o0 + o) * KK + t) * CIN4 + c) * 4;
+		mat4 m = mat4(w[k], w[k + 1], w[k + 2], w[k + 3]);
+		[[unroll]] for (int i = 0; i < NPX; i++) {
+			acc[o * NPX + i] += m * v[i];
+		}
+	}
+}
+
 void main() {
 	int W = p.dims.x;
 	int H = p.dims.y;
@@ -49,7 +59,8 @@ void main() {
 			acc[o * NPX + i] = bias;
 		}
 	}
-	for (int c = 0; c < CIN4; c++) {
+	// input A's groups, then input B's: two loops, so no masked execution of both reads per tap
+	for (int c = 0; c < CA4; c++) {
 		[[unroll]] for (int t = 0; t < KK; t++) {
 			vec4 v[NPX];
 			[[unroll]] for (int j = 0; j < BY; j++) {
@@ -57,26 +68,28 @@ void main() {
 					ivec2 q = b0 + ivec2(i + t % K - K / 2, j + t / K - K / 2);
 					float inside = (REPLICATE == 1 || (q.x >= 0 && q.y >= 0 && q.x < W && q.y < H)) ? 1.0 : 0.0;
 					q = clamp(q, ivec2(0), ivec2(W - 1, H - 1));
-					vec4 x;
-					if (c < CA4) {
 #if UP_A == 1
-						x = a_buf[(c * p.dims.w + q.y / 2) * p.dims.z + q.x / 2];
+					v[j * BX + i] = a_buf[(c * p.dims.w + q.y / 2) * p.dims.z + q.x / 2] * inside;
 #else
-						x = a_buf[(c * H + q.y) * W + q.x];
+					v[j * BX + i] = a_buf[(c * H + q.y) * W + q.x] * inside;
 #endif
-					} else {
-						x = b_buf[((c - CA4) * H + q.y) * W + q.x];
-					}
-					v[j * BX + i] = x * inside;
 				}
 			}
-			[[unroll]] for (int o = 0; o < OC4; o++) {
-				int k = p.offs.x + (((o0 + o) * KK + t) * CIN4 + c) * 4;
-				mat4 m = mat4(w[k], w[k + 1], w[k + 2], w[k + 3]);
-				[[unroll]] for (int i = 0; i < NPX; i++) {
-					acc[o * NPX + i] += m * v[i];
+			accumulate(v, c, t, o0);
+		}
+	}
+	for (int c = CA4; c < CIN4; c++) {
+		[[unroll]] for (int t = 0; t < KK; t++) {
+			vec4 v[NPX];
+			[[unroll]] for (int j = 0; j < BY; j++) {
+				[[unroll]] for (int i = 0; i < BX; i++) {
+					ivec2 q = b0 + ivec2(i + t % K - K / 2, j + t / K - K / 2);
+					float inside = (REPLICATE == 1 || (q.x >= 0 && q.y >= 0 && q.x < W && q.y < H)) ? 1.0 : 0.0;
+					q = clamp(q, ivec2(0), ivec2(W - 1, H - 1));
+					v[j * BX + i] = b_buf[((c - CA4) * H + q.y) * W + q.x] * inside;
 				}
 			}
+			accumulate(v, c, t, o0);
 		}
 	}
 	[[unroll]] for (int o = 0; o < OC4; o++) {
