@@ -9,7 +9,7 @@
 //   K        kernel size (1 or 3)             COUT4  output vec4 groups      ACT  0 none, 1 relu
 //   CIN4     input vec4 groups (A then B)     CA4    groups read from input A (the rest from input B)
 //   UP_A     1: input A is at half resolution, read nearest-upsampled x2 (the decoder's upsample + concat)
-//   POOL     1: also write the 2x2 average pool of the activated output (BX = BY = 2)
+//   POOL     1: also write the 2x2 average pool of the activated output (BX, BY even)
 //   REPLICATE 1: replicate border (else zeros)    BX, BY  pixels per invocation    LX, LY  work group size
 //   OSPLIT   output groups split over work group z (COUT4 % OSPLIT == 0)
 //   NW       vec4s in the layer's weight buffer
@@ -93,23 +93,26 @@ void main() {
 		}
 	}
 	[[unroll]] for (int o = 0; o < OC4; o++) {
-		vec4 sum = vec4(0.0);
-		[[unroll]] for (int j = 0; j < BY; j++) {
-			[[unroll]] for (int i = 0; i < BX; i++) {
-				vec4 v = acc[o * NPX + j * BX + i];
+		[[unroll]] for (int i = 0; i < NPX; i++) {
 #if ACT == 1
-				v = max(v, vec4(0.0));
+			acc[o * NPX + i] = max(acc[o * NPX + i], vec4(0.0));
 #endif
-				sum += v;
-				ivec2 q = b0 + ivec2(i, j);
-				if (q.x < W && q.y < H) {
-					o_buf[((o0 + o) * H + q.y) * W + q.x] = v;
-				}
+			ivec2 q = b0 + ivec2(i % BX, i / BX);
+			if (q.x < W && q.y < H) {
+				o_buf[((o0 + o) * H + q.y) * W + q.x] = acc[o * NPX + i];
 			}
 		}
 #if POOL == 1
-		if (b0.x < W && b0.y < H) {
-			pool_buf[((o0 + o) * (H / 2) + b0.y / 2) * (W / 2) + b0.x / 2] = 0.25 * sum;
+		// the 2x2 average pool of the activated output, one value per 2x2 cell of the block (BX, BY even)
+		[[unroll]] for (int j = 0; j < BY; j += 2) {
+			[[unroll]] for (int i = 0; i < BX; i += 2) {
+				ivec2 q = (b0 + ivec2(i, j)) / 2;
+				if (q.x < W / 2 && q.y < H / 2) {
+					int k = o * NPX + j * BX + i;
+					pool_buf[((o0 + o) * (H / 2) + q.y) * (W / 2) + q.x] =
+							0.25 * (acc[k] + acc[k + 1] + acc[k + BX] + acc[k + BX + 1]);
+				}
+			}
 		}
 #endif
 	}

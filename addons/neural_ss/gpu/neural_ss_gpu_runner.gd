@@ -47,7 +47,7 @@ var readbacks: int = 0
 ## recording for tools and tests only (it reads the output back).
 var record_callback: Callable
 ## Pixels per invocation (x, y) and work group size of the convolutions (chosen by measurement,
-## benchmarks/results/gpu_runtime.md); a conv with a fused pool always uses 2 x 2 pixels.
+## benchmarks/results/gpu_runtime.md); a conv with a fused pool uses (x rounded up to even) x 2 pixels.
 var conv_block := Vector2i(4, 1)
 var conv_group := Vector2i(8, 8)
 ## Output vec4 groups per invocation of the convolutions (the rest over work group z). Measured on
@@ -250,34 +250,30 @@ func _shader(file: String, defines: Dictionary) -> Dictionary:
 	return entry
 
 
-func _ubo(rid: RID, binding: int) -> RDUniform:
-	var u := RDUniform.new()
-	u.uniform_type = RenderingDevice.UNIFORM_TYPE_UNIFORM_BUFFER
-	u.binding = binding
-	u.add_id(rid)
-	return u
-
-
 # [weights offset, bias offset (-1: none)] inside the op's own weight buffer, and its size in vec4s
 func _woffs(op: Dictionary) -> Array:
 	var w0 := int(op["_woff"])
 	return [0, int(op["_boff"]) - w0 if int(op["_boff"]) >= 0 else -1, int(op["_wend"]) - w0]
 
 
-func _storage(rid: RID, binding: int) -> RDUniform:
+func _uniform(type: RenderingDevice.UniformType, rid: RID, binding: int) -> RDUniform:
 	var u := RDUniform.new()
-	u.uniform_type = RenderingDevice.UNIFORM_TYPE_STORAGE_BUFFER
+	u.uniform_type = type
 	u.binding = binding
 	u.add_id(rid)
 	return u
+
+
+func _storage(rid: RID, binding: int) -> RDUniform:
+	return _uniform(RenderingDevice.UNIFORM_TYPE_STORAGE_BUFFER, rid, binding)
+
+
+func _ubo(rid: RID, binding: int) -> RDUniform:
+	return _uniform(RenderingDevice.UNIFORM_TYPE_UNIFORM_BUFFER, rid, binding)
 
 
 func _image(rid: RID, binding: int) -> RDUniform:
-	var u := RDUniform.new()
-	u.uniform_type = RenderingDevice.UNIFORM_TYPE_IMAGE
-	u.binding = binding
-	u.add_id(rid)
-	return u
+	return _uniform(RenderingDevice.UNIFORM_TYPE_IMAGE, rid, binding)
 
 
 func _free_sized() -> void:
@@ -392,7 +388,7 @@ func _add_pass(op: Dictionary, index: int) -> bool:
 			var ups: Array = op.get("up", [0, 0])
 			var od := _res_size(str(_tensors[out]["res"]), low)
 			var ad := _res_size(str(_tensors[str(ins[0])]["res"]), low)
-			var block := Vector2i(2, 2) if pool != "" else conv_block
+			var block := Vector2i(maxi(2, conv_block.x + conv_block.x % 2), 2) if pool != "" else conv_block
 			var slots := _slots(op)
 			var split := 1
 			while _c4(out) / split > conv_groups_per_invocation and _c4(out) % (split * 2) == 0:
