@@ -26,25 +26,44 @@ CASES = ("priority_100000", "deferred", "physics")
 TICKS = 10  # camera_timing_scene.gd TICKS
 
 
-def _run_case(godot, tmp: Path, timing: str) -> dict:
-    proj = tmp / f"proj_{timing}"
+def _project(tmp: Path, timings: tuple[str, ...], physics: bool) -> Path:
+    proj = tmp / ("proj_physics" if physics else "proj")
     shutil.copytree(ROOT / "tests" / "godot", proj)
-    if timing == "physics":  # switched on at run time, Godot 4.6 still draws the camera at the newest tick
+    if physics:  # switched on at run time, Godot 4.6 still draws the camera at the newest tick
         with open(proj / "project.godot", "a") as f:
             f.write(f"\n[physics]\n\ncommon/physics_interpolation=true\ncommon/physics_ticks_per_second={TICKS}\n")
-    (proj / "camera_timing.tscn").write_text(
-        '[gd_scene load_steps=2 format=3]\n\n'
-        '[ext_resource type="Script" path="res://camera_timing_scene.gd" id="1"]\n\n'
-        f'[node name="Main" type="Node3D"]\nscript = ExtResource("1")\ntiming = "{timing}"\n')
-    rep = C.compare(proj, "res://camera_timing.tscn", tmp / f"out_{timing}", low=(160, 90), scale=2, frames=6,
+    for timing in timings:
+        (proj / f"camera_{timing}.tscn").write_text(
+            '[gd_scene load_steps=2 format=3]\n\n'
+            '[ext_resource type="Script" path="res://camera_timing_scene.gd" id="1"]\n\n'
+            f'[node name="Main" type="Node3D"]\nscript = ExtResource("1")\ntiming = "{timing}"\n')
+    return proj
+
+
+@pytest.fixture(scope="module")
+def projects(godot, tmp_path_factory) -> dict:
+    """Two project copies, imported once: the process-time cases, and the physics-interpolation one."""
+    tmp = tmp_path_factory.mktemp("camera_timing")
+    out = {}
+    for physics, timings in ((False, ("priority_0", "priority_100000", "deferred")), (True, ("physics",))):
+        proj = _project(tmp, timings, physics)
+        prepared = C.prepare_and_import(godot, proj, tmp / (proj.name + "_copy"), timeout=240)
+        for t in timings:
+            out[t] = (proj, prepared)
+    return out
+
+
+def _run_case(godot, projects: dict, out: Path, timing: str) -> dict:
+    proj, prepared = projects[timing]
+    rep = C.compare(proj, f"res://camera_{timing}.tscn", out / timing, low=(160, 90), scale=2, frames=6,
                     warmup=6, ref_ss=1, methods="native,neural", godot=godot, timeout=240, picture=False,
-                    flip_frames=1)
+                    flip_frames=1, prepared=prepared)
     return rep["methods"]["neural"]
 
 
 @pytest.fixture(scope="module")
-def baseline(godot, tmp_path_factory) -> dict:
-    return _run_case(godot, tmp_path_factory.mktemp("camera_timing"), "priority_0")
+def baseline(godot, projects, tmp_path_factory) -> dict:
+    return _run_case(godot, projects, tmp_path_factory.mktemp("baseline"), "priority_0")
 
 
 def test_camera_moved_at_priority_0_is_aligned(baseline):
@@ -53,7 +72,7 @@ def test_camera_moved_at_priority_0_is_aligned(baseline):
 
 
 @pytest.mark.parametrize("timing", CASES)
-def test_camera_moved_late_shows_the_same_frame(godot, tmp_path, baseline, timing):
-    neural = _run_case(godot, tmp_path, timing)
+def test_camera_moved_late_shows_the_same_frame(godot, projects, tmp_path, baseline, timing):
+    neural = _run_case(godot, projects, tmp_path, timing)
     assert neural["aligned"], (timing, neural["alignment"]["failures"][:3])
     assert abs(neural["psnr"] - baseline["psnr"]) <= 0.1, (timing, neural["psnr"], baseline["psnr"])
