@@ -2,11 +2,12 @@
 
 A scene built in code (tests/godot/camera_timing_scene.gd) pans its camera past a wall and a row of boxes;
 its camera is moved at process_priority 0, at process_priority 100000 (after the addon's nodes), in a
-call_deferred, or in _physics_process under physics interpolation (10 ticks/s at 30 fps). Each case goes
+call_deferred, by a Tween (stepped after every _process), or in _physics_process under physics interpolation
+(10 ticks/s at 30 fps). Each case goes
 through tools/compare_upscalers.py (native reference vs the addon's NEURAL mode, 160x90 -> 320x180): the
 neural frames must be aligned (frame i closest to reference frame i, not i-1) and score within 0.1 dB of
-the priority-0 case. Measured: 27.58 dB in all four cases (physics 27.61). A low-res camera copied in the
-node's _process (at priority 1000, as before) is one frame late in the priority-100000 and deferred cases
+the priority-0 case. Measured: 27.58 dB in every case (physics 27.61). A low-res camera copied in the
+node's _process (at priority 1000, as before) is one frame late in the priority-100000, deferred and tween cases
 (12.0 dB, not aligned); one copied from global_transform instead of the interpolated transform is off under
 physics interpolation (10.8 dB, not aligned)."""
 from __future__ import annotations
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.godot]
 
-CASES = ("priority_100000", "deferred", "physics")
+CASES = ("priority_100000", "deferred", "tween", "physics")
 TICKS = 10  # camera_timing_scene.gd TICKS
 
 
@@ -45,7 +46,7 @@ def projects(godot, tmp_path_factory) -> dict:
     """Two project copies, imported once: the process-time cases, and the physics-interpolation one."""
     tmp = tmp_path_factory.mktemp("camera_timing")
     out = {}
-    for physics, timings in ((False, ("priority_0", "priority_100000", "deferred")), (True, ("physics",))):
+    for physics, timings in ((False, ("priority_0", "priority_100000", "deferred", "tween")), (True, ("physics",))):
         proj = _project(tmp, timings, physics)
         prepared = C.prepare_and_import(godot, proj, tmp / (proj.name + "_copy"), timeout=240)
         for t in timings:
