@@ -45,15 +45,9 @@ def _check(r, marker):
 
 
 @pytest.fixture(scope="module")
-def gpu_project(godot, tmp_path_factory):
+def gpu_project(addon_project):
     """tests/godot + a copy of the addon (with its default model and GPU program), imported."""
-    p = tmp_path_factory.mktemp("gpu_runtime") / "project"
-    shutil.copytree(REPO / "tests/godot", p, ignore=shutil.ignore_patterns(".godot"))
-    shutil.copytree(REPO / "addons/neural_ss", p / "addons/neural_ss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
-    r = godot.import_project(p, timeout=300)
-    assert not r.timed_out and not r.errors(), r.errors()
-    return p
+    return addon_project("gpu_runtime")
 
 
 def ort_outputs(onnx: Path, frames: list[dict]) -> list[np.ndarray]:
