@@ -14,12 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nss_runtime.display import psnr_reinhard as psnr
 from nss_train.sources import render, scenes
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = a / (1 + a), b / (1 + b)
-    return float(10 * np.log10(1.0 / max(float(np.mean((ra - rb) ** 2)), 1e-12)))
 
 
 def main() -> None:

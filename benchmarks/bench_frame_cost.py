@@ -34,19 +34,24 @@ Under lavapipe (Mesa's CPU Vulkan) the "GPU" work runs on the same CPU cores as 
 time difference to bilinear IS each upscaler's cost on that device, and a shared machine makes every figure
 noisy; the ratios taken within one interleaved run are what count.
 
-On a real GPU (issue 18 item 4): Godot cannot render without a display server (--headless is the dummy
-renderer: no RenderingDevice). With a host Godot 4.6 and the GPU's own Vulkan driver, give it an X server on
-the GPU and skip Xvfb:
+On a real GPU (issue 18 item 4; not run yet: no GPU machine was lent to this task). Godot 4.6 cannot render
+without a display server (--headless is its dummy renderer: no RenderingDevice, the addon falls back), so
+"headless" means an X display that nobody looks at. Use a host Godot 4.6 binary (GODOT=...; the project's
+chroot only has lavapipe) and the GPU's Vulkan driver:
 
-    # NVIDIA datacenter GPU, no monitor: a virtual screen on the NVIDIA X driver
+    # 1. Xvfb as here, Vulkan on the GPU's driver (the swapchain is copied to Xvfb; works where the driver
+    #    presents to a non-GPU X server):
+    GODOT=/path/to/godot4.6 VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/nvidia_icd.json \
+        python benchmarks/bench_frame_cost.py --sizes 1920x1080,3840x2160 --out benchmarks/results/frame_cost_gpu
+    # 2. else an X server on the GPU itself (NVIDIA, no monitor) and --display host (no Xvfb):
     nvidia-xconfig --allow-empty-initial-configuration --virtual=3840x2160 -o /tmp/xorg.conf
     Xorg :1 -config /tmp/xorg.conf -noreset &
-    GODOT=/path/to/godot4.6 DISPLAY=:1 python benchmarks/bench_frame_cost.py --display host \\
+    GODOT=/path/to/godot4.6 DISPLAY=:1 python benchmarks/bench_frame_cost.py --display host \
         --sizes 1920x1080,3840x2160 --out benchmarks/results/frame_cost_gpu
 
---display host runs Godot on $DISPLAY with --rendering-driver vulkan (--rendering-driver to change it) and
-checks that the adapter Godot reports is not lavapipe/llvmpipe unless --allow-cpu-device is given. The
-adapter name is in the output header. Writes OUT.md and OUT.json (atomically).
+The adapter Godot rendered on is printed after the first run and heads the output; --display host stops at
+once when it is lavapipe/llvmpipe (a CPU device) unless --allow-cpu-device is given. --gpu-index picks the
+Vulkan device, --rendering-driver the driver (vulkan by default). Writes OUT.md and OUT.json (atomically).
 """
 from __future__ import annotations
 
@@ -197,6 +202,16 @@ def check_run(t: dict, scene: str, method: str, size, a) -> None:
             raise ToolError(f"{what}: the network ran {ran} times with --nss-gpu-skip-network (expected 0)")
 
 
+def is_cpu_device(adapter: str) -> bool:
+    return any(c in adapter.lower() for c in CPU_DEVICES)
+
+
+def check_device(adapter: str, a) -> None:
+    if a.display == "host" and is_cpu_device(adapter) and not a.allow_cpu_device:
+        raise ToolError(f"--display host: Godot renders on {adapter!r}, a CPU device, not the GPU (check the Vulkan "
+                        "driver / VK_ICD_FILENAMES, --gpu-index; --allow-cpu-device accepts it)")
+
+
 # --- figures --------------------------------------------------------------------------------------
 
 def spread(v: list[float]) -> dict:
@@ -331,6 +346,8 @@ def bench(a, command: str) -> dict:
     if a.display == "host":
         if not os.environ.get("DISPLAY"):
             raise ToolError("--display host: DISPLAY is not set (start an X server on the GPU, see the docstring)")
+    else:
+        os.environ.pop("DISPLAY", None)  # nss_train.godot then runs Godot under its own Xvfb
     try:
         godot = ensure(verbose=False)
     except GodotError as e:
@@ -363,7 +380,10 @@ def bench(a, command: str) -> dict:
                         prof = m == "neural_profiled"
                         out = tmp / "runs" / f"{name}_{size[0]}x{size[1]}_{m}_{rep}"
                         t = run_one(godot, projects[project], scene, "neural" if prof else m, size, a, out, prof)
-                        info = info or {"adapter": t["adapter"], "engine": t["engine"]}
+                        if not info:
+                            info = {"adapter": t["adapter"], "engine": t["engine"]}
+                            log(f"Godot renders on {t['adapter']} ({t['engine']})")
+                            check_device(t["adapter"], a)
                         if prof:
                             profiled.setdefault((name, size), []).append(t)
                         else:
@@ -374,10 +394,7 @@ def bench(a, command: str) -> dict:
                             f"ms/frame, GPU {gpu:.1f} ms/frame ({t['seconds']:.0f} s; {time.monotonic() - t0:.0f} s "
                             "so far)")
         adapter = info.get("adapter", "")
-        cpu_dev = any(c in adapter.lower() for c in CPU_DEVICES)
-        if a.display == "host" and cpu_dev and not a.allow_cpu_device:
-            raise ToolError(f"--display host: Godot rendered on {adapter!r}, a CPU device (pass --allow-cpu-device to "
-                            "accept it)")
+        cpu_dev = is_cpu_device(adapter)
         note = ("Under lavapipe (Mesa's CPU Vulkan, llvmpipe) the GPU work runs on the same CPU cores as everything "
                 "else: the wall-time difference to bilinear is each upscaler's cost on that device, not a GPU figure. "
                 "The machine was shared with other jobs: single figures are noisy; the ratios taken within one "

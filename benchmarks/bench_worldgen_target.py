@@ -16,15 +16,9 @@ import numpy as np
 
 from nss_train.sources.godot_pairs import LAST_RUN, capture
 from nss_runtime.frames import frame_path, read_frame
+from nss_runtime.contract import colour_forward as reinhard
+from nss_runtime.display import psnr_from_mse as psnr
 from nss_train.sources.worldgen import WorldgenConfig, capture_config
-
-
-def reinhard(x: np.ndarray) -> np.ndarray:
-    return x / (1.0 + x)
-
-
-def psnr(mse: float) -> float:
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 def main() -> None:

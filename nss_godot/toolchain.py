@@ -4,7 +4,7 @@ Order of preference:
   1. `$GODOT` (must be Godot 4.3+, else a clear error),
   2. `godot` on PATH when it is 4.3+,
   3. a Debian-unstable chroot under ${XDG_CACHE_HOME:-~/.cache}/nss_godot/ with godot, Mesa's
-     lavapipe (CPU Vulkan) and Xvfb (docs/godot.md, DESIGN.md section 5). Built once by
+     lavapipe (CPU Vulkan) and Xvfb (docs/godot.md). Built once by
      `ensure()`, reused by every later run (also by CI's fresh clones).
 
 Inside the chroot the repository root and /tmp are bind-mounted at the SAME paths, so every

@@ -7,7 +7,7 @@
     eval/     offline evaluation, baselines, the in-engine comparison library
     export/   ONNX export (onnx) and the GPU program the Godot compute-shader runtime runs (gpu)
 
-The modules' old flat names (`nss_train.sources.render`, `python -m nss_train.train.fit`, ...) still import and run: the
+The modules' old flat names (`nss_train.render`, `python -m nss_train.fit`, ...) still import and run: the
 finder below maps them to their new homes (see MOVED).
 """
 from __future__ import annotations

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 import nss_train.models.accum as A
+from nss_train.models.geometry import colour_forward, colour_inverse
+from nss_train.models.registry import load_checkpoint
 from nss_train.sources.render import halton
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +97,7 @@ def model(request):
         m = A.Accum(A.AccumConfig(scale=2)).eval()
         m._nss_init = True
         return m
-    m, cfg, _ = A.load_checkpoint(SHIPPED)
+    m, cfg, _ = load_checkpoint(SHIPPED)
     assert cfg.scale == 2
     return m
 
@@ -267,7 +269,7 @@ def test_untrained_model_is_a_taa_upsampler():
     w = A.sample_weight(torch.tensor([[-0.25, -0.25], [0.25, 0.25]]), 2, 0.25)  # sub-pixel 0 is at (-.25, -.25)
     assert float(w[0, 0]) > 2 * float(w[1, 0]) and float(w[1, 3]) > 2 * float(w[0, 3])
     y = torch.linspace(0, 0.99, 50)
-    assert torch.allclose(A.reinhard(A.inverse_reinhard(y)), y, atol=1e-6)
+    assert torch.allclose(colour_forward(colour_inverse(y)), y, atol=1e-6)
 
 
 def test_cost_within_budget():
@@ -427,6 +429,6 @@ def test_fit_trains_accum_on_sequences_and_resumes(tmp_path):
     assert "DISPLAY space" in r.stderr + r.stdout and "no VGG weights" in r.stderr + r.stdout
     r = subprocess.run(base + ["--steps", "3", "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    m, cfg, ck = A.load_checkpoint(out / "last.pt")
+    m, cfg, ck = load_checkpoint(out / "last.pt")
     assert ck["step"] == 3 and cfg.name == "accum" and ck["train"]["seq_len"] == 6
     assert (out / "tb").is_dir()

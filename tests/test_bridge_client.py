@@ -334,7 +334,7 @@ def test_runtime_that_cannot_start_says_what_is_missing(godot, project, model, t
     lines = fallback_lines(r.output)
     assert len(lines) == 1, r.output[-2000:]
     assert "cannot import numpy (ModuleNotFoundError" in lines[0] and "onnxruntime (ModuleNotFoundError" in lines[0]
-    assert f"{py} -m pip install numpy onnxruntime" in lines[0] and "neural_ss/runtime_command" in lines[0]
+    assert f"{py} -m pip install numpy onnxruntime" in lines[0] and "neural_ss/python/command" in lines[0]
     assert counters["attempts"] >= 2 and "started runtime" not in r.output, counters
 
     r, frames, counters = run_game(godot, project, tmp_path / "c", [f"--command={py}", "--model=/nonexistent/m.onnx",

@@ -20,6 +20,7 @@ import torch
 
 from nss_train.sources import godot_pairs as C
 from nss_train.data.datasets import WindowDataset, check_dataset
+from nss_runtime.display import psnr_reinhard
 from nss_runtime.frames import frame_path, read_frame, read_meta
 from nss_train.sources.godot_raw import box_downsample
 from nss_godot.toolchain import GodotError, find_godot
@@ -43,9 +44,7 @@ def captured(godot, tmp_path_factory) -> Path:
     return out
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a / (1 + a), b / (1 + b)  # the contract's Reinhard map: bounded, HDR-safe
-    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+_psnr = psnr_reinhard  # in the contract's Reinhard map: bounded, HDR-safe
 
 
 def test_captured_pairs_pass_the_data_check(captured):
@@ -145,7 +144,7 @@ def test_finetune_flow_on_captured_frames(captured, tiny_dataset, tmp_path):
     from nss_train.train.fit import TrainConfig, train
     from nss_train.models.registry import load_checkpoint
 
-    common = dict(steps=3, batch=2, crop=32, val_every=3, log_every=1, val_windows=4, threads=2, lr=1e-4)
+    common = dict(preset="fast", steps=3, batch=2, crop=32, val_every=3, log_every=1, val_windows=4, threads=2, lr=1e-4)
     train(TrainConfig(data=[str(tiny_dataset)], out=str(tmp_path / "base"), **common))
     base = tmp_path / "base" / "last.pt"
     ft_cfg = TrainConfig(data=[str(captured)], out=str(tmp_path / "ft"), init=str(base), **{**common, "lr": 1e-6})

@@ -81,7 +81,7 @@ def test_check_accepts_rendered_dataset(tiny_dataset):
     rep = check_dataset(tiny_dataset)
     assert rep.ok, rep.problems
     assert (rep.sequences, rep.frames) == (2, 12)
-    r = subprocess.run([sys.executable, "-m", "nss_train.data.datasets", "check", str(tiny_dataset), "-q"],
+    r = subprocess.run([sys.executable, "-m", "nss_train.data", "check", str(tiny_dataset), "-q"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0 and "ok:" in r.stdout, r.stderr
 

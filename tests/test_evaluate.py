@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from nss_train.eval import baselines as B
-from nss_train.eval.evaluate import flip_error
-from nss_train.train.losses import NSSLoss, VGG16Features, psnr, ssim, to_display
+from nss_train.eval.metrics import flip_error, psnr, ssim
+from nss_train.train.losses import NSSLoss, VGG16Features, to_display
 from nss_train.models.registry import build_model, preset_config, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +161,20 @@ def test_evaluate_cli_end_to_end(tiny_dataset, tmp_path):
     # sequences the model trained on are refused, in one line
     r = subprocess.run(cmd + ["--data", *map(str, train)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1 and "was used to TRAIN this model" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_srgb_curve_and_one_psnr():
+    """The training loss's torch sRGB curve is the runtime's numpy one; every PSNR is psnr_from_mse of an MSE."""
+    from nss_runtime.display import psnr_from_mse, psnr_reinhard, srgb_encode as srgb_np
+    from nss_train.eval import metrics as M
+    from nss_train.train.losses import srgb_encode as srgb_torch
+
+    x = np.concatenate([np.linspace(-0.1, 1.2, 2001), np.logspace(-6, -2, 200)]).astype(np.float32)
+    assert np.allclose(srgb_torch(torch.from_numpy(x)).numpy(), srgb_np(x), atol=1e-6)
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 8, 8)), rng.random((3, 8, 8))
+    mse = float(np.mean((a - b) ** 2))
+    assert M.psnr(a, b) == psnr_from_mse(mse) == M.psnr_of_mean_mse([mse, mse])
+    assert float(M.psnr(torch.from_numpy(a)[None], torch.from_numpy(b)[None])) == pytest.approx(psnr_from_mse(mse))
+    assert psnr_reinhard(a, b) == psnr_from_mse(float(np.mean((a / (1 + a) - b / (1 + b)) ** 2)))
+    assert psnr_from_mse(0.0) == pytest.approx(120.0)

@@ -15,7 +15,7 @@ from nss_train.models.geometry import colour_forward
 from nss_train.models.registry import build_model, load_checkpoint, preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
-FIT_ARGS = ["--steps", "14", "--val-every", "3", "--batch", "2", "--crop", "16", "--n-prev", "2",
+FIT_ARGS = ["--preset", "fast", "--steps", "14", "--val-every", "3", "--batch", "2", "--crop", "16", "--n-prev", "2",
             "--val-windows", "2", "--log-every", "1", "--threads", "1", "--lr", "1e-3",
             "--bloom-weight", "0.5"]  # the bloom term through the whole CLI path (resumes exactly too)
 

@@ -4,16 +4,18 @@ network skipped, with the per-dispatch timestamps. No timing is asserted, only t
 and that the skip mode really skips the network."""
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from nss_train.eval.runtime_process import ToolError
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_frame_cost as B  # noqa: E402
-from nss_train.eval.runtime_process import ToolError  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bench_frame_cost", ROOT / "benchmarks" / "bench_frame_cost.py")
+B = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(B)
 
 
 def _run(wall: float, gpu: float, n: int = 3) -> dict:

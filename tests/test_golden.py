@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from nss_train.eval import baselines as B
-from nss_train.train.losses import psnr_from_mse, to_display
+from nss_train.eval.metrics import psnr_from_mse
+from nss_train.train.losses import to_display
 from nss_train.models.registry import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

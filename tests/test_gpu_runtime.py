@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nss_runtime.display import srgb_encode
 from nss_runtime.gpu_program import load_program, program_path_for
 from nss_runtime.session import Session
 from nss_train.eval.godot_runs import run_gpu_runner
@@ -32,10 +33,7 @@ LOW = (64, 36)
 DISPLAY_TOL = 2.0 / 255.0
 
 
-def srgb(linear: np.ndarray) -> np.ndarray:
-    """Display values: clamp, then sRGB encoding (what the Linear tonemapper shows)."""
-    c = np.clip(linear, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+srgb = srgb_encode  # display values: clamp, then sRGB encoding (what the Linear tonemapper shows)
 
 
 def _check(r, marker):
@@ -47,15 +45,9 @@ def _check(r, marker):
 
 
 @pytest.fixture(scope="module")
-def gpu_project(godot, tmp_path_factory):
+def gpu_project(addon_project):
     """tests/godot + a copy of the addon (with its default model and GPU program), imported."""
-    p = tmp_path_factory.mktemp("gpu_runtime") / "project"
-    shutil.copytree(REPO / "tests/godot", p, ignore=shutil.ignore_patterns(".godot"))
-    shutil.copytree(REPO / "addons/neural_ss", p / "addons/neural_ss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
-    r = godot.import_project(p, timeout=300)
-    assert not r.timed_out and not r.errors(), r.errors()
-    return p
+    return addon_project("gpu_runtime")
 
 
 def ort_outputs(onnx: Path, frames: list[dict]) -> list[np.ndarray]:

@@ -280,7 +280,7 @@ def test_cli_render_check_resume_corrupt(tmp_path):
            "--scale", "2", "--spp-high", "8", "--threads", "2", "--jitter", "--no-progress"]
     r = _run(*cmd)
     assert r.returncode == 0, r.stderr
-    r = _run("-m", "nss_train.data.datasets", "check", str(out), "-q")
+    r = _run("-m", "nss_train.data", "check", str(out), "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 sequence(s), 8 frame(s)" in r.stdout
     meta = F.read_meta(out / "seq_00001")
@@ -303,13 +303,13 @@ def test_cli_render_check_resume_corrupt(tmp_path):
     # corrupt one file: check names it and fails
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
-    r = _run("-m", "nss_train.data.datasets", "check", str(out), "-q")
+    r = _run("-m", "nss_train.data", "check", str(out), "-q")
     assert r.returncode != 0
     assert str(victim) in r.stderr and "Traceback" not in r.stderr
     # ... and a re-run of render replaces the truncated frame
     r = _run(*cmd)
     assert r.returncode == 0, r.stderr
-    assert _run("-m", "nss_train.data.datasets", "check", str(out), "-q").returncode == 0
+    assert _run("-m", "nss_train.data", "check", str(out), "-q").returncode == 0
 
     # resuming with other settings is refused in one line
     r = _run(*cmd[:-1], "--spp-low", "2", "--no-progress")

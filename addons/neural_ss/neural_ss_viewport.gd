@@ -1,3 +1,4 @@
+@tool
 @icon("res://addons/neural_ss/icons/neural_ss_viewport.svg")
 class_name NeuralSSViewport
 extends Node
@@ -15,24 +16,29 @@ extends Node
 ## adjustments and glow apply to them as to a native frame.
 ##
 ## Faults keep the game running: no 3D camera (2D scenes), no RenderingDevice (Compatibility
-## renderer, --headless) -> a one-time warning and plain rendering / plain scaling.
+## renderer, --headless) -> a one-time warning and plain rendering / plain scaling. In the editor the
+## node does nothing but show configuration warnings for these cases (and a scale with no model).
 
 ## Emitted on the main thread for every captured low-res frame (contract units, see NeuralSSFrame).
 signal frame_captured(frame: NeuralSSFrame)
 signal mode_changed(mode: Mode)
-## Emitted when the capture effect is created (before it renders): the GPU runtime attaches to it.
+## Emitted when the capture effect is created (before it renders; the backend is attached to it first).
 signal capture_effect_created(effect: NeuralSSCaptureEffect)
 
 enum Mode { NATIVE, BILINEAR, NEURAL }
 
 const MODE_NAMES := ["native", "bilinear", "neural"]
+const RUNTIMES := ["auto", "gpu", "python"]
 
 ## What is shown. NEURAL (the default) falls back to BILINEAR while no fresh upscaled frame is there
 ## (runtime starting, missing, slow or crashed); the bridge prints one line saying which is live and why.
 @export var mode: Mode = Mode.NEURAL:
 	set = set_mode
 ## Upscaling factor per axis; 0 = the project setting neural_ss/scale_factor.
-@export_range(0, 4) var scale_factor: int = 0
+@export_range(0, 4) var scale_factor: int = 0:
+	set(v):
+		scale_factor = v
+		update_configuration_warnings()
 ## Capture buffers every frame (only when a RenderingDevice exists).
 @export var capture_enabled: bool = true
 ## Render the low-res frame with TAA (jittered); the jitter is then recorded per frame.
@@ -62,6 +68,10 @@ var jitter_for_model: bool = false
 
 ## Stage name -> milliseconds, shown by the overlay. The bridge adds its own stages.
 var stats: Dictionary = {}
+## What feeds NEURAL mode (a child; see [method choose_backend]), null while off.
+var backend: NeuralSSBackend
+## The test / tool hooks (--nss-record, --nss-stop-file, ...; a child), null when none was given.
+var hooks: NeuralSSTestHooks
 ## Frames rendered since start (the index of the next captured frame).
 var frame_index: int = 0
 ## Scene time given to captured frames; set by the game for deterministic captures (else wall time).
@@ -100,7 +110,9 @@ var _fps_smooth: float = 0.0
 
 
 func _ready() -> void:
-	process_priority = 1000  # after the game moved its camera this frame
+	if Engine.is_editor_hint():
+		set_process(false)  # @tool for the configuration warnings only: nothing runs in the editor
+		return
 	_has_rd = RenderingServer.get_rendering_device() != null
 	if not NeuralSSSettings.get_value("enabled"):
 		_warn("disabled", "neural_ss: disabled in Project Settings (neural_ss/enabled); plain rendering")
@@ -114,13 +126,119 @@ func _ready() -> void:
 	_overlay = NeuralSSOverlay.new()
 	_overlay.visible = _stats_wanted()
 	add_child(_overlay)
-	# what feeds NEURAL mode: the GPU runtime (addons/neural_ss/gpu/) or the Python runtime bridge
-	# (addons/neural_ss/bridge/), chosen once by neural_ss/runtime; prints one line saying which and why
-	add_child(NeuralSSGpuBackend.choose(self))
+	if NeuralSSTestHooks.wanted():
+		hooks = NeuralSSTestHooks.new()
+		add_child(hooks)
+	backend = choose_backend()
+	backend.viewport = self
+	backend.hooks = hooks
+	add_child(backend)
+	# The low-res camera copies the game camera as late as the engine allows: after every _process,
+	# deferred call, tween and physics step of the frame, just before drawing (see _on_frame_pre_draw).
+	RenderingServer.frame_pre_draw.connect(_on_frame_pre_draw)
+
+
+## Makes the one choice of what feeds NEURAL mode (neural_ss/runtime, or --nss-runtime=):
+##   auto    the GPU runtime where the device can run it (RenderingDevice + the model's GPU program),
+##           else the Python runtime (ONNX Runtime in a process); the Python runtime also when a
+##           runtime process is configured (neural_ss/python/port or neural_ss/python/command)
+##   gpu     the GPU runtime, else BILINEAR (never a process)
+##   python  the Python runtime (research, CUDA/TensorRT, offline)
+## and prints one line saying which path is live and why; the overlay shows it (stats["runtime"]).
+func choose_backend() -> NeuralSSBackend:
+	var want := str(NeuralSSSettings.get_value("runtime")).to_lower()
+	var model := str(NeuralSSSettings.get_value("model_path"))
+	if not want in RUNTIMES:
+		push_warning("neural_ss: runtime '%s' (neural_ss/runtime or --nss-runtime): expected one of %s; using auto"
+				% [want, RUNTIMES])
+		want = "auto"
+	var configured := int(NeuralSSSettings.get_value("python/port")) > 0 \
+			or not str(NeuralSSSettings.get_value("python/command")).is_empty()
+	var line := ""
+	var python := false
+	var runner: NeuralSSGpuRunner = null
+	if want == "python":
+		python = true
+		line = "PYTHON runtime (neural_ss/runtime = python): ONNX Runtime in a runtime process, model %s" % model
+	elif want == "auto" and configured:
+		python = true
+		line = ("PYTHON runtime (neural_ss/runtime = auto and a runtime process is configured: python/port / "
+				+ "python/command): ONNX Runtime in a runtime process, model %s") % model
+	elif not _has_rd:
+		line = ""  # _ready already said it: "BILINEAR fallback: no RenderingDevice ..."
+	else:
+		var r := NeuralSSGpuBackend.load_runner(model)
+		if r.error.is_empty():
+			runner = r
+			line = ("GPU runtime (neural_ss/runtime = %s, the device has RenderingDevice compute): %s (%s x%d, "
+					+ "%d ops) as compute shaders on %s; no process, frames stay on the GPU") % [want, r.model_name,
+					r.preset, r.scale, r.op_count, RenderingServer.get_video_adapter_name()]
+		elif want == "gpu":
+			line = "BILINEAR fallback (neural_ss/runtime = gpu): the GPU runtime cannot run: %s" % r.error
+		else:
+			python = true
+			line = ("PYTHON runtime (neural_ss/runtime = auto; the GPU runtime cannot run this model: %s): "
+					+ "ONNX Runtime in a runtime process") % r.error
+	if not line.is_empty():
+		print("neural_ss: " + line)
+	if python:
+		return NeuralSSPythonBackend.new()
+	return NeuralSSGpuBackend.new(runner, line)
 
 
 func _exit_tree() -> void:
+	if RenderingServer.frame_pre_draw.is_connected(_on_frame_pre_draw):
+		RenderingServer.frame_pre_draw.disconnect(_on_frame_pre_draw)
 	_deactivate()
+
+
+func _get_configuration_warnings() -> PackedStringArray:
+	var out := PackedStringArray()
+	if not is_in_3d_scene():
+		out.append("NeuralSSViewport is not in a 3D scene (no Node3D above it or in its scene): it renders the "
+				+ "viewport's current Camera3D, so in a 2D scene it stays inactive (plain rendering). Add it to a "
+				+ "3D scene.")
+	if str(ProjectSettings.get_setting("rendering/renderer/rendering_method", "forward_plus")) == "gl_compatibility":
+		out.append("The Compatibility renderer has no RenderingDevice: NeuralSSViewport can neither capture nor "
+				+ "run the network and shows plain bilinear scaling. Switch Project Settings > Rendering > "
+				+ "Renderer > Rendering Method to forward_plus or mobile.")
+	var problem := model_problem()
+	if not problem.is_empty():
+		out.append(problem)
+	return out
+
+
+## True when the node is under a Node3D or its scene has one (a 3D scene); false in a 2D/UI scene.
+func is_in_3d_scene() -> bool:
+	var n: Node = get_parent()
+	var root: Node = self
+	while n != null:
+		if n is Node3D:
+			return true
+		root = n
+		n = n.get_parent()
+	if owner != null:
+		root = owner
+	elif is_inside_tree() and Engine.is_editor_hint() and get_tree().edited_scene_root != null:
+		root = get_tree().edited_scene_root
+	return root is Node3D or not root.find_children("*", "Node3D", true, false).is_empty()
+
+
+## Why NEURAL cannot show the model at this node's scale (empty when it can): the model file is missing,
+## or it upscales by another factor than [method get_scale].
+func model_problem() -> String:
+	var model := str(NeuralSSSettings.get_value("model_path"))
+	var program := NeuralSSSettings.gpu_program_path(model)
+	if not FileAccess.file_exists(model) and not FileAccess.file_exists(program):
+		return ("neural_ss/model_path '%s': no such file: NEURAL mode shows bilinear. Point it at an exported "
+				+ "model (the addon ships res://addons/neural_ss/models/default_x2.onnx).") % model
+	var ms := NeuralSSSettings.model_scale(model)
+	var s := get_scale()
+	if ms > 0 and ms != s:
+		return ("Scale %d has no model: %s upscales x%d, so NEURAL mode shows bilinear. Set scale_factor (or "
+				+ "neural_ss/scale_factor) to %d, or neural_ss/model_path to a x%d model.") % [s, model.get_file(),
+				ms, ms, s]
+	return ""
 
 
 ## The scale in use (per axis).
@@ -224,6 +342,9 @@ func _activate(src_cam: Camera3D) -> void:
 	_sub.handle_input_locally = false
 	_sub.audio_listener_enable_3d = false
 	_cam = Camera3D.new()
+	# it is given the game camera's rendered (already interpolated) transform every frame: physics
+	# interpolation of its own would blend that with the previous frame's
+	_cam.physics_interpolation_mode = Node.PHYSICS_INTERPOLATION_MODE_OFF
 	_sub.add_child(_cam)
 	_layer = CanvasLayer.new()
 	_layer.layer = -100  # behind the game's own UI
@@ -241,6 +362,8 @@ func _activate(src_cam: Camera3D) -> void:
 	if _has_rd:
 		_effect = NeuralSSCaptureEffect.new()
 		_effect.on_frame = _on_effect_frame
+		if backend != null:
+			backend.attach_capture(_effect)
 		capture_effect_created.emit(_effect)
 		_make_present_viewport()
 	if mode != Mode.NEURAL:
@@ -291,6 +414,7 @@ func _make_present_viewport() -> void:
 	_present_vp.handle_input_locally = false
 	_present_vp.audio_listener_enable_3d = false
 	_present_cam = Camera3D.new()
+	_present_cam.physics_interpolation_mode = Node.PHYSICS_INTERPOLATION_MODE_OFF
 	_present_cam.cull_mask = 0  # nothing to draw: the world is empty anyway
 	_present_effect = NeuralSSPresentEffect.new()
 	var comp := Compositor.new()
@@ -327,8 +451,16 @@ func _sync_present(src: Camera3D) -> void:
 	_present_vp.use_debanding = _source_vp.use_debanding
 
 
+## The transform `cam` is drawn with this frame: under physics interpolation (Godot 4.4+, 3D) that is the
+## interpolated transform between the last two physics ticks, not global_transform (the newest tick).
+static func rendered_transform(cam: Camera3D) -> Transform3D:
+	if cam.is_physics_interpolated_and_enabled():
+		return cam.get_global_transform_interpolated()
+	return cam.global_transform
+
+
 func _sync_camera(src: Camera3D) -> void:
-	_cam.global_transform = src.global_transform
+	_cam.global_transform = rendered_transform(src)
 	_cam.projection = src.projection
 	_cam.fov = src.fov
 	_cam.size = src.size
@@ -387,11 +519,22 @@ func _process(_delta: float) -> void:
 		_out_size = out
 		_cut_requested = true
 	_sub.use_taa = use_taa
+	_update_overlay()
+
+
+# RenderingServer.frame_pre_draw: after all scene processing of the frame (every _process whatever its
+# priority, deferred calls, tweens, physics steps, RemoteTransform3D), just before the frame is drawn.
+# A copy taken in _process would miss a camera moved later in the frame and show the world one frame late.
+func _on_frame_pre_draw() -> void:
+	if not active or not is_instance_valid(_source_vp):
+		return
+	var src_cam := _source_vp.get_camera_3d()
+	if src_cam == null or src_cam == _cam:
+		return  # _process deactivates next frame
 	_sync_camera(src_cam)
 	_feed_effect()
 	_present()
 	frame_index += 1
-	_update_overlay()
 
 
 ## Halton sample `index` (1-based) of base `b`, in [0, 1).

@@ -190,6 +190,10 @@ def _dihedral_vec(v: np.ndarray, k: int, axis: int) -> np.ndarray:
     return np.moveaxis(v, 0, axis)
 
 
+def _tensor(a) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Training windows of n_prev+1 consecutive low-res frames plus the current frame's target.
 
@@ -342,6 +346,14 @@ class WindowDataset(torch.utils.data.Dataset):
                 motion[k] = 0.0
         target = frs[-1].target
 
+        colour, depth, motion, target, jitter = self._crop_and_augment(idx, m, colour, depth, motion, target, jitter)
+        return {"colour": _tensor(colour), "depth": _tensor(depth), "motion": _tensor(motion),
+                "jitter": _tensor(jitter), "target": _tensor(target), "scale": torch.tensor(self.scale),
+                "seq": str(self.seq_dirs[si]), "frame": int(t)}
+
+    def _crop_and_augment(self, idx: int, m, colour, depth, motion, target, jitter) -> tuple:
+        """The window's random crop and dihedral op (seeded by seed, epoch, idx), the same on pixels, motion
+        vectors and jitter of every frame; target frames hold scale x the low-res pixels."""
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         s = self.scale
         if self.crop is not None:
@@ -350,20 +362,14 @@ class WindowDataset(torch.utils.data.Dataset):
             x0 = int(rng.integers(0, w - cw + 1))
             y0 = int(rng.integers(0, h - ch + 1))
             colour, depth, motion = (a[..., y0:y0 + ch, x0:x0 + cw] for a in (colour, depth, motion))
-            target = target[:, y0 * s:(y0 + ch) * s, x0 * s:(x0 + cw) * s]
+            target = target[..., y0 * s:(y0 + ch) * s, x0 * s:(x0 + cw) * s]
         if self.augment:
             h, w = colour.shape[-2:]
             k = int(rng.integers(0, 8 if h == w else 4))  # transposing a non-square crop would change its shape
             colour, depth, target = (_dihedral(a, k) for a in (colour, depth, target))
             motion = _dihedral_vec(_dihedral(motion, k), k, axis=1)
             jitter = _dihedral_vec(jitter, k, axis=1)
-
-        def tensor(a):
-            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-        return {"colour": tensor(colour), "depth": tensor(depth), "motion": tensor(motion),
-                "jitter": tensor(jitter), "target": tensor(target), "scale": torch.tensor(s),
-                "seq": str(self.seq_dirs[si]), "frame": int(t)}
+        return colour, depth, motion, target, jitter
 
 
     def _sequence_item(self, idx: int, si: int, t: int) -> dict:
@@ -377,28 +383,10 @@ class WindowDataset(torch.utils.data.Dataset):
         target = np.stack([f.target for f in frs])
         jitter = np.asarray([m.jitter[i] for i in idxs], np.float32)
         reset = np.asarray([1.0 if (k == 0 or m.cuts[i]) else 0.0 for k, i in enumerate(idxs)], np.float32)
-        rng = np.random.default_rng([self.seed, self.epoch, idx])
-        s = self.scale
-        if self.crop is not None:
-            cw, ch = self.crop
-            w, h = m.lowres
-            x0 = int(rng.integers(0, w - cw + 1))
-            y0 = int(rng.integers(0, h - ch + 1))
-            colour, depth, motion = (a[..., y0:y0 + ch, x0:x0 + cw] for a in (colour, depth, motion))
-            target = target[..., y0 * s:(y0 + ch) * s, x0 * s:(x0 + cw) * s]
-        if self.augment:  # the same dihedral op on pixels, motion vectors and jitter of every frame
-            h, w = colour.shape[-2:]
-            k = int(rng.integers(0, 8 if h == w else 4))
-            colour, depth, target = (_dihedral(a, k) for a in (colour, depth, target))
-            motion = _dihedral_vec(_dihedral(motion, k), k, axis=1)
-            jitter = _dihedral_vec(jitter, k, axis=1)
-
-        def tensor(a):
-            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-        return {"colour": tensor(colour), "depth": tensor(depth), "motion": tensor(motion),
-                "jitter": tensor(jitter), "target": tensor(target), "reset": tensor(reset),
-                "scale": torch.tensor(s), "seq": str(self.seq_dirs[si]), "frame": int(t)}
+        colour, depth, motion, target, jitter = self._crop_and_augment(idx, m, colour, depth, motion, target, jitter)
+        return {"colour": _tensor(colour), "depth": _tensor(depth), "motion": _tensor(motion),
+                "jitter": _tensor(jitter), "target": _tensor(target), "reset": _tensor(reset),
+                "scale": torch.tensor(self.scale), "seq": str(self.seq_dirs[si]), "frame": int(t)}
 
 
 # --- CLI -------------------------------------------------------------------------------------

@@ -269,42 +269,11 @@ def godot_baselines(godot, model: str, out: Path, methods: list[str], frames: in
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="exported NSS model (default %(default)s)")
-    ap.add_argument("--frames", type=int, default=8, help="frames to upscale and compare")
-    ap.add_argument("--low", default="320x180", help="low-res size WxH (output = low x scale)")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--time-scale", type=float, default=4.0, help="scene time speed (motion per frame)")
-    ap.add_argument("--ref-ss", type=int, default=2, choices=(1, 2, 3, 4),
-                    help="the native reference is rendered at this many times the output size, then box-filtered")
-    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
-    ap.add_argument("--out", default=str(ROOT / "out" / "demo"))
-    ap.add_argument("--timeout", type=float, default=600, help="seconds per Godot run")
-    ap.add_argument("--runtime", default="python", choices=("python", "gpu"),
-                    help="python: the ONNX Runtime process (bridge); gpu: the GPU runtime inside Godot (compute "
-                         "shaders, no process), compared with ONNX Runtime on the same frames")
-    ap.add_argument("--godot-baselines", default="bilinear,fsr2",
-                    help="Godot's own upscalers to measure neural against on the same frames with "
-                         "tools/compare_upscalers.py (comma list of bilinear,fsr1,fsr2,taa; 'none' to skip)")
-    a = ap.parse_args(argv)
-    try:
-        low = tuple(int(v) for v in a.low.lower().split("x"))
-        if len(low) != 2 or min(low) < 8:
-            raise ValueError
-    except ValueError:
-        print(f"run_demo: --low {a.low}: expected WxH, e.g. 320x180", file=sys.stderr)
+    a = _parser().parse_args(argv)
+    checked = _check_args(a)
+    if checked is None:
         return 2
-    baselines = [] if a.godot_baselines.strip() == "none" else [m.strip() for m in a.godot_baselines.split(",")
-                                                                   if m.strip()]
-    bad = [m for m in baselines if m not in ("bilinear", "fsr1", "fsr2", "taa")]
-    if bad:
-        print(f"run_demo: --godot-baselines {a.godot_baselines}: unknown {bad}; expected bilinear,fsr1,fsr2,taa or none",
-              file=sys.stderr)
-        return 2
-    if not Path(a.model).is_file():
-        print(f"run_demo: model {a.model} not found (train one and export it with tools/export_onnx.py)",
-              file=sys.stderr)
-        return 2
+    low, baselines = checked
     from nss_runtime.session import Session, SessionError
     from nss_godot.toolchain import GodotError, ensure
 
@@ -344,6 +313,55 @@ def main(argv=None) -> int:
     except (DemoError, GodotError) as e:
         print(f"run_demo: {e}", file=sys.stderr)
         return 1
+    _print_figures(rep, gb, baselines, ort, a.out)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="exported NSS model (default %(default)s)")
+    ap.add_argument("--frames", type=int, default=8, help="frames to upscale and compare")
+    ap.add_argument("--low", default="320x180", help="low-res size WxH (output = low x scale)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--time-scale", type=float, default=4.0, help="scene time speed (motion per frame)")
+    ap.add_argument("--ref-ss", type=int, default=2, choices=(1, 2, 3, 4),
+                    help="the native reference is rendered at this many times the output size, then box-filtered")
+    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    ap.add_argument("--out", default=str(ROOT / "out" / "demo"))
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per Godot run")
+    ap.add_argument("--runtime", default="python", choices=("python", "gpu"),
+                    help="python: the ONNX Runtime process (bridge); gpu: the GPU runtime inside Godot (compute "
+                         "shaders, no process), compared with ONNX Runtime on the same frames")
+    ap.add_argument("--godot-baselines", default="bilinear,fsr2",
+                    help="Godot's own upscalers to measure neural against on the same frames with "
+                         "tools/compare_upscalers.py (comma list of bilinear,fsr1,fsr2,taa; 'none' to skip)")
+    return ap
+
+
+def _check_args(a) -> tuple[tuple[int, int], list[str]] | None:
+    """(low-res size, Godot baselines) from the options; None after printing a one-line error."""
+    try:
+        low = tuple(int(v) for v in a.low.lower().split("x"))
+        if len(low) != 2 or min(low) < 8:
+            raise ValueError
+    except ValueError:
+        print(f"run_demo: --low {a.low}: expected WxH, e.g. 320x180", file=sys.stderr)
+        return None
+    baselines = [] if a.godot_baselines.strip() == "none" else [m.strip() for m in a.godot_baselines.split(",")
+                                                                   if m.strip()]
+    bad = [m for m in baselines if m not in ("bilinear", "fsr1", "fsr2", "taa")]
+    if bad:
+        print(f"run_demo: --godot-baselines {a.godot_baselines}: unknown {bad}; expected bilinear,fsr1,fsr2,taa or none",
+              file=sys.stderr)
+        return None
+    if not Path(a.model).is_file():
+        print(f"run_demo: model {a.model} not found (train one and export it with tools/export_onnx.py)",
+              file=sys.stderr)
+        return None
+    return low, baselines
+
+
+def _print_figures(rep: dict, gb: dict | None, baselines: list[str], ort: dict | None, out: str) -> None:
     s = rep["stage_ms_median"]
     print(f"model {rep['model']} on {rep['provider']}, {rep['frames']} frames")
     print(f"reference: {rep['reference']}")
@@ -361,8 +379,7 @@ def main(argv=None) -> int:
         print(f"GPU runtime vs ONNX Runtime on the same {ort['frames']} frames: PSNR {ort['psnr_gpu_mean']:.3f} vs "
               f"{ort['psnr_ort_mean']:.3f} dB ({ort['gpu_minus_ort_db']:+.4f} dB), max display difference "
               f"{ort['max_display_diff'] * 255:.3f}/255")
-    print(f"wrote {rep['picture']} and {Path(a.out) / 'report.json'}")
-    return 0
+    print(f"wrote {rep['picture']} and {Path(out) / 'report.json'}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from nss_train.eval import baselines as B
 from nss_runtime import frames as FR
 from nss_runtime.frames import atomic_write_bytes
-from nss_train.train.losses import DISPLAY, psnr_from_mse, ssim, to_display
+from nss_train.eval.metrics import flip_error, psnr_from_mse, ssim
+from nss_train.train.losses import DISPLAY, to_display
 from nss_train.models.geometry import upsample_motion, warp
 from nss_train.models.registry import CheckpointError, load_checkpoint
 
@@ -43,16 +44,6 @@ log = logging.getLogger("nss_train.eval.evaluate")
 
 class EvalError(RuntimeError):
     """A one-line, user-facing evaluation failure."""
-
-
-def flip_error(ref: torch.Tensor, test: torch.Tensor) -> float:
-    """Mean LDR FLIP of two display images [3,H,W] in [0, 1]."""
-    import flip_evaluator
-
-    r = np.ascontiguousarray(ref.permute(1, 2, 0).numpy().astype(np.float32))
-    t = np.ascontiguousarray(test.permute(1, 2, 0).numpy().astype(np.float32))
-    _, mean, _ = flip_evaluator.evaluate(r, t, "LDR", inputsRGB=True, applyMagma=False, computeMeanError=True)
-    return float(mean)
 
 
 class ModelUpscaler:
@@ -98,6 +89,30 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
     model, cfg, ckpt = (None, None, {})
     if model_path:
         model, cfg, ckpt = load_checkpoint(model_path)
+    seqs, s = resolve_sequences(data, ckpt, cfg, allow_train_data)
+    names = (["model"] if model is not None else []) + list(methods)
+    if prefix is None:
+        if not model_path:
+            raise EvalError("--out is required without --model")
+        prefix = str(Path(model_path).with_suffix("")) + ".eval"
+    crop_dir = Path(str(prefix) + "_crops")
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    run = score_sequences(model, seqs, s, names, cfg.multiple if cfg is not None else 1, max_frames, crops,
+                          crop_size, crop_dir)
+    result = summarise(run, names, methods, model_path, ckpt, seqs, s)
+    result["seconds"] = time.time() - t_start
+    atomic_write_bytes(str(prefix) + ".json", (json.dumps(result, indent=1) + "\n").encode())
+    atomic_write_bytes(str(prefix) + ".md", markdown(result).encode())
+    plot(result, run["seq_bounds"], str(prefix) + "_plot.png")
+    log.info("wrote %s.json, %s.md, %s_plot.png and %d crop(s) in %s", prefix, prefix, prefix, len(run["crops"]),
+             crop_dir)
+    return result
+
+
+def resolve_sequences(data: list[str], ckpt: dict, cfg, allow_train_data: bool) -> tuple[list[Path], int]:
+    """(the sequences to evaluate, their scale): --data, else the checkpoint's validation sequences; never one the
+    model was trained on (unless allowed), all of the model's scale."""
     if not data:
         data = list(ckpt.get("data", {}).get("val_sequences", []))
         if not data:
@@ -119,71 +134,76 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
     scales = {FR.read_meta(s).scale for s in seqs}
     if len(scales) != 1 or (cfg is not None and cfg.scale not in scales):
         raise EvalError(f"sequences have scale(s) {sorted(scales)}; the model is x{cfg.scale if cfg else '?'}")
-    s = scales.pop()
-    multiple = cfg.multiple if cfg is not None else 1
-    names = (["model"] if model is not None else []) + list(methods)
-    if prefix is None:
-        if not model_path:
-            raise EvalError("--out is required without --model")
-        prefix = str(Path(model_path).with_suffix("")) + ".eval"
-    crop_dir = Path(str(prefix) + "_crops")
-    crop_dir.mkdir(parents=True, exist_ok=True)
+    return seqs, scales.pop()
 
+
+def score_sequences(model, seqs: list[Path], s: int, names: list[str], multiple: int, max_frames: int, crops: int,
+                    crop_size: int, crop_dir: Path) -> dict:
+    """Every method over every sequence in streaming order: per-frame metrics, frame ids, where each sequence
+    starts, and the crop pictures written."""
     from tqdm import tqdm
 
     total = sum(min(FR.read_meta(q).frames, max_frames or 10**9) for q in seqs)
     bar = tqdm(total=total, desc="evaluate", unit="frame", dynamic_ncols=True)
-    per_frame: dict[str, dict[str, list]] = {n: {"psnr": [], "mse": [], "ssim": [], "flip": [], "temporal": []}
-                                             for n in names}
-    frame_ids: list[str] = []
-    seq_bounds: list[int] = []
-    crop_files: list[str] = []
-    t_start = time.time()
+    run = {"per_frame": {n: {"psnr": [], "mse": [], "ssim": [], "flip": [], "temporal": []} for n in names},
+           "frame_ids": [], "seq_bounds": [], "crops": []}
     for qi, seq in enumerate(seqs):
         ups = {n: (ModelUpscaler(model) if n == "model" else B.make(n, s)) for n in names}
         prev = {}
         n_frames = min(FR.read_meta(seq).frames, max_frames or 10**9)
-        seq_bounds.append(len(frame_ids))
+        run["seq_bounds"].append(len(run["frame_ids"]))
         for i, d, cut in load_sequence(seq, multiple, max_frames):
-            reset = torch.tensor([1.0 if cut else 0.0])
             tgt = to_display(d["target"])[0]
-            flow = d["target_motion"] if d["target_motion"] is not None else upsample_motion(d["motion"], s)
-            frame_ids.append(f"{seq.name}/{i}")
-            outs = {}
-            for n, up in ups.items():
-                o = to_display(up.step(d["colour"], d["depth"], d["motion"], d["jitter"], reset))[0]
-                outs[n] = o
-                pf = per_frame[n]
-                mse = float(((o - tgt) ** 2).mean())
-                pf["mse"].append(mse)
-                pf["psnr"].append(psnr_from_mse(mse))
-                pf["ssim"].append(float(ssim(o[None], tgt[None])))
-                pf["flip"].append(flip_error(tgt, o))
-                if cut or "target" not in prev:
-                    pf["temporal"].append(None)
-                else:
-                    dt_o = o - warp(prev[n][None], flow)[0]
-                    dt_t = tgt - warp(prev["target"][None], flow)[0]
-                    pf["temporal"].append(float((dt_o - dt_t).abs().mean()))
-            if crops and i == n_frames // 2 and len(crop_files) < crops:
+            run["frame_ids"].append(f"{seq.name}/{i}")
+            outs = score_frame(ups, d, cut, tgt, prev, s, run["per_frame"])
+            if crops and i == n_frames // 2 and len(run["crops"]) < crops:
                 inp = F.interpolate(to_display(d["colour"]), scale_factor=s, mode="nearest")[0]
-                crop_files.append(str(save_crops(crop_dir / f"{qi:02d}_{seq.name}_f{i:03d}.png",
-                                                 ["input"] + names + ["target"],
-                                                 [inp] + [outs[n] for n in names] + [tgt], crop_size)))
+                run["crops"].append(str(save_crops(crop_dir / f"{qi:02d}_{seq.name}_f{i:03d}.png",
+                                                   ["input"] + names + ["target"],
+                                                   [inp] + [outs[n] for n in names] + [tgt], crop_size)))
             prev = dict(outs, target=tgt)
             bar.update(1)
     bar.close()
+    return run
 
-    def mean(v):
-        v = [x for x in v if x is not None]
-        return float(np.mean(v)) if v else None
 
-    summary = {n: {k: mean(v) for k, v in per_frame[n].items()} for n in names}
+def score_frame(ups: dict, d: dict, cut: bool, tgt: torch.Tensor, prev: dict, s: int, per_frame: dict) -> dict:
+    """One frame through every method; appends its metrics to per_frame; returns the display outputs."""
+    reset = torch.tensor([1.0 if cut else 0.0])
+    flow = d["target_motion"] if d["target_motion"] is not None else upsample_motion(d["motion"], s)
+    outs = {}
+    for n, up in ups.items():
+        o = to_display(up.step(d["colour"], d["depth"], d["motion"], d["jitter"], reset))[0]
+        outs[n] = o
+        pf = per_frame[n]
+        mse = float(((o - tgt) ** 2).mean())
+        pf["mse"].append(mse)
+        pf["psnr"].append(psnr_from_mse(mse))
+        pf["ssim"].append(float(ssim(o[None], tgt[None])))
+        pf["flip"].append(flip_error(tgt, o))
+        if cut or "target" not in prev:
+            pf["temporal"].append(None)
+        else:
+            dt_o = o - warp(prev[n][None], flow)[0]
+            dt_t = tgt - warp(prev["target"][None], flow)[0]
+            pf["temporal"].append(float((dt_o - dt_t).abs().mean()))
+    return outs
+
+
+def _mean(v):
+    v = [x for x in v if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def summarise(run: dict, names: list[str], methods, model_path, ckpt: dict, seqs: list[Path], s: int) -> dict:
+    """The result document: summary per method, the spread per sequence, per-frame figures, the model's gains."""
+    per_frame, frame_ids = run["per_frame"], run["frame_ids"]
+    summary = {n: {k: _mean(v) for k, v in per_frame[n].items()} for n in names}
     for n in names:  # ONE PSNR definition (fit's too): the PSNR of the mean MSE over all frames, not a mean of PSNRs
         summary[n]["psnr"] = psnr_from_mse(summary[n]["mse"])
-        summary[n]["psnr_mean_of_frames"] = mean(per_frame[n]["psnr"])
+        summary[n]["psnr_mean_of_frames"] = _mean(per_frame[n]["psnr"])
     # the spread: the same PSNR per sequence (frames of one sequence are correlated; sequences less so)
-    bounds = seq_bounds + [len(frame_ids)]
+    bounds = run["seq_bounds"] + [len(frame_ids)]
     per_sequence = [{"sequence": str(q), "frames": bounds[k + 1] - bounds[k],
                      "psnr": {n: psnr_from_mse(float(np.mean(per_frame[n]["mse"][bounds[k]:bounds[k + 1]])))
                               for n in names}} for k, q in enumerate(seqs)]
@@ -196,18 +216,13 @@ def evaluate(model_path: str | None, data: list[str], prefix: str | None = None,
         "loss": ckpt.get("loss"),
         "temporal": "mean |(out_t - warp(out_t-1)) - (tgt_t - warp(tgt_t-1))| on display values",
         "summary": summary, "per_sequence": per_sequence, "per_frame": per_frame, "frame_ids": frame_ids,
-        "crops": crop_files, "seconds": time.time() - t_start,
+        "crops": run["crops"], "seconds": None,
     }
     if "model" in summary:
         for b in methods:
             result.setdefault("model_vs", {})[b] = {
                 "psnr_gain_db": summary["model"]["psnr"] - summary[b]["psnr"],
                 "flip_ratio": summary["model"]["flip"] / summary[b]["flip"]}
-    atomic_write_bytes(str(prefix) + ".json", (json.dumps(result, indent=1) + "\n").encode())
-    atomic_write_bytes(str(prefix) + ".md", markdown(result).encode())
-    plot(result, seq_bounds, str(prefix) + "_plot.png")
-    log.info("wrote %s.json, %s.md, %s_plot.png and %d crop(s) in %s", prefix, prefix, prefix, len(crop_files),
-             crop_dir)
     return result
 
 

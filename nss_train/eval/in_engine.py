@@ -356,6 +356,48 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
     t_start = time.monotonic()
     project = Path(project).resolve()
     out = Path(out).resolve()
+    methods, camera = _check_options(methods, camera, frames, warmup, scale, ref_ss)
+    text = check_project(project, scene)
+    model_path, wants_jitter = _check_model(methods, model, project, text, Path(addon), scale)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        godot = godot or ensure(verbose=False)
+    except GodotError as e:
+        raise ToolError(str(e)) from None
+    size = (low[0] * scale, low[1] * scale)
+    tmp = Path(tempfile.mkdtemp(prefix="nss_compare_", dir="/tmp"))
+    try:
+        proj = prepared or prepare_and_import(godot, project, tmp, Path(addon), timeout, text)
+        runs = _run_methods(godot, proj, scene, methods, tmp, model_path, threads, low=low, scale=scale,
+                            frames=frames, warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, camera=camera,
+                            timeout=timeout, jitter=wants_jitter, keep_ui=keep_ui)
+        ids, skipped = _frames_shown_by_all(runs, methods, warmup, frames)
+        nat, nat_rows = load_grabs(runs["native"]["dir"], (size[0] * ref_ss, size[1] * ref_ss), ids)
+        ref = [M.box_down_display(x, ref_ss) for x in nat]
+        del nat
+        log("scoring (PSNR, SSIM, FLIP, flicker, frame alignment) ...")
+        results, shown, sq_err = _score_methods(runs, methods, ref, ids, size, low, flip_frames, wants_jitter)
+        cam = json.loads((runs["native"]["dir"] / "camera.json").read_text())
+        cam.update(fps=FIXED_FPS, time_scale=time_scale, scene=scene)
+        P.atomic_write_text(out / "camera.json", json.dumps(cam) + "\n")
+        report = _report(runs["native"], results, godot, project=project, scene=scene, camera=camera, low=low,
+                         scale=scale, size=size, ids=ids, frames=frames, skipped=skipped, warmup=warmup,
+                         time_scale=time_scale, ref_ss=ref_ss, ref=ref, model_path=model_path, keep_ui=keep_ui,
+                         flip_frames=flip_frames)
+        report["seconds"] = round(time.monotonic() - t_start, 1)
+        if picture:
+            _pictures(report, out, ref, shown, sq_err, ids, small_picture)
+        P.atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+        P.atomic_write_text(out / "report.md", markdown(report))
+        return report
+    finally:
+        if keep:
+            log(f"kept the temporary project and grabs in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_options(methods, camera: str, frames: int, warmup: int, scale: int, ref_ss: int) -> tuple[list, str]:
     methods = parse_methods(",".join(methods)) if not isinstance(methods, str) else parse_methods(methods)
     camera = check_camera(camera)
     if frames < 3:
@@ -366,141 +408,147 @@ def compare(project: Path, scene: str, out: Path, *, camera: str = "scene", low=
         raise ToolError(f"--scale {scale}: expected 2, 3 or 4")
     if ref_ss not in (1, 2, 3, 4):
         raise ToolError(f"--ref-ss {ref_ss}: expected 1..4")
-    text = check_project(project, scene)
-    model_path = None
-    wants_jitter = False
-    if "neural" in methods:
-        model_path = Path(model).resolve() if model else default_model(project, text, Path(addon))
-        if not model_path.is_file():
-            raise ToolError(f"model {model_path} not found (pass --model M.onnx, exported with tools/export_onnx.py)")
-        from nss_runtime.session import Session, SessionError
-        try:
-            minfo = Session(str(model_path)).info
-            ms = minfo.scale
-            wants_jitter = bool(minfo.meta.get("jitter"))
-        except SessionError as e:
-            raise ToolError(f"model {model_path}: {e}") from None
-        if ms != scale:
-            raise ToolError(f"model {model_path} upscales x{ms}, but --scale is {scale}")
-    out.mkdir(parents=True, exist_ok=True)
+    return methods, camera
+
+
+def _check_model(methods, model, project: Path, text: str, addon: Path, scale: int) -> tuple[Path | None, bool]:
+    """(the model neural runs, whether it wants a jittered render); (None, False) without neural."""
+    if "neural" not in methods:
+        return None, False
+    model_path = Path(model).resolve() if model else default_model(project, text, addon)
+    if not model_path.is_file():
+        raise ToolError(f"model {model_path} not found (pass --model M.onnx, exported with tools/export_onnx.py)")
+    from nss_runtime.session import Session, SessionError
     try:
-        godot = godot or ensure(verbose=False)
-    except GodotError as e:
-        raise ToolError(str(e)) from None
+        minfo = Session(str(model_path)).info
+        ms = minfo.scale
+        wants_jitter = bool(minfo.meta.get("jitter"))
+    except SessionError as e:
+        raise ToolError(f"model {model_path}: {e}") from None
+    if ms != scale:
+        raise ToolError(f"model {model_path} upscales x{ms}, but --scale is {scale}")
+    return model_path, wants_jitter
+
+
+def _run_methods(godot, proj: Path, scene: str, methods, tmp: Path, model_path, threads, *, low, scale, frames,
+                 warmup, ref_ss, time_scale, **kw) -> dict[str, dict]:
+    """Every method's Godot run (neural with its own runtime process); {method: run_method's result}."""
     size = (low[0] * scale, low[1] * scale)
-    tmp = Path(tempfile.mkdtemp(prefix="nss_compare_", dir="/tmp"))
     runs: dict[str, dict] = {}
-    try:
-        proj = prepared or prepare_and_import(godot, project, tmp, Path(addon), timeout, text)
-        for i, m in enumerate(methods):
-            res = f"{size[0] * ref_ss}x{size[1] * ref_ss} box-filtered to {size[0]}x{size[1]}" if m == "native" \
-                else f"{low[0]}x{low[1]} -> {size[0]}x{size[1]}"
-            log(f"[{i + 1}/{len(methods)}] {m}: {warmup} warm-up + {frames} frames, {res}, time-scale {time_scale} ...")
-            rt = None
-            if m == "neural":
-                rt = Runtime(str(model_path), tmp / "runtime", threads)
-            try:
-                runs[m] = run_method(godot, proj, scene, m, tmp / "grabs", low=low, scale=scale, frames=frames,
-                                     warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, camera=camera, runtime=rt,
-                                     timeout=timeout, jitter=wants_jitter, keep_ui=keep_ui)
-            finally:
-                if rt is not None:
-                    rt.stop()
-                    runs.setdefault(m, {})["runtime_log"] = rt.log_path.read_text()[-2000:]
-            log(f"    {m}: done in {runs[m]['seconds']:.0f} s")
-        shown_by = {m: grabbed_frames(runs[m]["dir"]) for m in methods}
-        ids = [f for f in range(warmup, warmup + frames + SPARE) if all(f in s for s in shown_by.values())][:frames]
-        skipped = {m: [f for f in range(warmup, ids[-1] + 1 if ids else warmup) if f not in s]
-                   for m, s in shown_by.items()}
-        skipped = {m: v for m, v in skipped.items() if v}
-        if skipped:
-            log(f"frames never on screen (two upscaled frames in one game frame), left out for every method: {skipped}")
-        if len(ids) < 3:
-            raise ToolError(f"only {len(ids)} of {frames} frames were shown by every method ({skipped}); "
-                            "try a longer --warmup")
-        nat, nat_rows = load_grabs(runs["native"]["dir"], (size[0] * ref_ss, size[1] * ref_ss), ids)
-        ref = [M.box_down_display(x, ref_ss) for x in nat]
-        del nat
-        log("scoring (PSNR, SSIM, FLIP, flicker, frame alignment) ...")
-        results: dict[str, dict] = {}
-        shown: dict[str, np.ndarray] = {}
-        sq_err: dict[str, np.ndarray] = {}  # per-pixel MSE over the frames (error_map.png)
-        mid = len(ids) // 2
-        for m in methods:
-            if m == "native":
-                continue
-            imgs, rows = load_grabs(runs[m]["dir"], size, ids)
-            results[m] = score(imgs, ref, flip_frames)
-            if m in ERROR_MAP_METHODS:
-                sq_err[m] = np.mean([((a - r) ** 2).mean(0) for a, r in zip(imgs, ref)], axis=0)
-            info = runs[m]["info"]
-            results[m].update({
-                "godot_seconds": round(runs[m]["seconds"], 1),
-                "render_size": ([int(low[0]), int(low[1])] if m != "neural" else rows[0].get("low_res")),
-                "output_size": list(size), "settings": {k: info.get(k) for k in ("scaling_3d_mode", "scaling_3d_scale",
-                                                                                 "use_taa")},
-                "iteration_of_frame": [r["iteration"] for r in rows],
-            })
-            if m == "neural":
-                lag = sorted({r["iteration"] - r["content"] for r in rows})
-                results[m]["display_lag_frames"] = lag
-                results[m]["model_info"] = info.get("model_info")
-                results[m]["jitter"] = wants_jitter
-                results[m]["addon_lines"] = info.get("addon_lines", [])
-            if m in PICTURE_METHODS:
-                shown[m] = imgs[mid]
-        cam = json.loads((runs["native"]["dir"] / "camera.json").read_text())
-        cam.update(fps=FIXED_FPS, time_scale=time_scale, scene=scene)
-        P.atomic_write_text(out / "camera.json", json.dumps(cam) + "\n")
-        ninfo = runs["native"]["info"]
-        report = {
-            "tool": "tools/compare_upscalers.py", "project": str(project), "scene": scene, "camera": camera,
-            "godot": ninfo.get("engine", godot.version_string), "adapter": ninfo.get("adapter"),
-            "low": list(low), "scale": scale, "output": list(size), "frames": len(ids), "frames_requested": frames,
-            "frame_ids": ids, "frames_not_shown": skipped, "warmup": warmup,
-            "fixed_fps": FIXED_FPS, "time_scale": time_scale,
-            "reference": {"method": "native", "ref_ss": ref_ss, "render_size": [size[0] * ref_ss, size[1] * ref_ss],
-                          "how": f"native render at {ref_ss}x the output size, grabbed, box-filtered {ref_ss}x{ref_ss} "
-                                 "in linear light (sRGB decoded, averaged, encoded)",
-                          "godot_seconds": round(runs["native"]["seconds"], 1),
-                          "temporal_change": float(np.mean(M.temporal_change(ref))),
-                          "temporal_change_frames": M.temporal_change(ref)},
-            "model": str(model_path) if model_path else None,
-            "ui": "kept" if keep_ui else f"the scene's own 2D hidden ({ninfo.get('ui_items_hidden', 0)} items)",
-            "display_space": "what the player sees: the root viewport's 8-bit sRGB image (RenderingServer."
-                             "frame_post_draw), values / 255",
-            "metrics": {"psnr": "dB, 10 log10(1 / mean over frames of per-frame MSE)",
-                        "ssim": "mean over frames (11x11 Gaussian window, sigma 1.5)",
-                        "flip": "flip-evaluator LDR, 67 ppd, mean over pixels, mean over frames "
-                                + ("(all)" if flip_frames <= 0 or len(ids) <= flip_frames
-                                   else f"({flip_frames} evenly spaced: flip_frame_index)"),
-                        "flicker": "mean |(out_t - out_t-1) - (ref_t - ref_t-1)| over pixels and frame pairs",
-                        "alignment": "each frame is closer (MSE) to reference frame i than to i-1 and i+1"},
-            "methods": results,
-            "frames_aligned": all(v["aligned"] for v in results.values()),
-            "seconds": round(time.monotonic() - t_start, 1),
-        }
-        if "neural" in results:
-            report["neural_minus"] = {m: {"psnr_db": results["neural"]["psnr"] - v["psnr"],
-                                          "flip": (results["neural"]["flip"] or 0) - (v["flip"] or 0)}
-                                      for m, v in results.items() if m != "neural"}
-        if picture:
-            panels = [("native (ref)", ref[mid])] + [(m, shown[m]) for m in PICTURE_METHODS if m in shown]
-            regions = P.side_by_side(out / "side_by_side.png", panels, palette=small_picture)
-            report["picture"] = {"file": "side_by_side.png", "frame": ids[mid], "panels": [p[0] for p in panels],
-                                 "zoom_regions_yxhw": [list(map(int, r)) for r in regions]}
-            if all(m in sq_err for m in ERROR_MAP_METHODS):
-                a, b = ERROR_MAP_METHODS
-                report["error_map"] = P.error_map(out / "error_map.png", np.mean(ref, axis=0), sq_err[a], sq_err[b],
-                                                  (a, b), palette=small_picture)
-        P.atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
-        P.atomic_write_text(out / "report.md", markdown(report))
-        return report
-    finally:
-        if keep:
-            log(f"kept the temporary project and grabs in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    for i, m in enumerate(methods):
+        res = f"{size[0] * ref_ss}x{size[1] * ref_ss} box-filtered to {size[0]}x{size[1]}" if m == "native" \
+            else f"{low[0]}x{low[1]} -> {size[0]}x{size[1]}"
+        log(f"[{i + 1}/{len(methods)}] {m}: {warmup} warm-up + {frames} frames, {res}, time-scale {time_scale} ...")
+        rt = None
+        if m == "neural":
+            rt = Runtime(str(model_path), tmp / "runtime", threads)
+        try:
+            runs[m] = run_method(godot, proj, scene, m, tmp / "grabs", low=low, scale=scale, frames=frames,
+                                 warmup=warmup, time_scale=time_scale, ref_ss=ref_ss, runtime=rt, **kw)
+        finally:
+            if rt is not None:
+                rt.stop()
+                runs.setdefault(m, {})["runtime_log"] = rt.log_path.read_text()[-2000:]
+        log(f"    {m}: done in {runs[m]['seconds']:.0f} s")
+    return runs
+
+
+def _frames_shown_by_all(runs: dict, methods, warmup: int, frames: int) -> tuple[list[int], dict]:
+    """The first `frames` frames every method showed, and per method the frames it never showed."""
+    shown_by = {m: grabbed_frames(runs[m]["dir"]) for m in methods}
+    ids = [f for f in range(warmup, warmup + frames + SPARE) if all(f in s for s in shown_by.values())][:frames]
+    skipped = {m: [f for f in range(warmup, ids[-1] + 1 if ids else warmup) if f not in s]
+               for m, s in shown_by.items()}
+    skipped = {m: v for m, v in skipped.items() if v}
+    if skipped:
+        log(f"frames never on screen (two upscaled frames in one game frame), left out for every method: {skipped}")
+    if len(ids) < 3:
+        raise ToolError(f"only {len(ids)} of {frames} frames were shown by every method ({skipped}); "
+                        "try a longer --warmup")
+    return ids, skipped
+
+
+def _score_methods(runs: dict, methods, ref: list, ids: list[int], size, low, flip_frames: int,
+                   wants_jitter: bool) -> tuple[dict, dict, dict]:
+    """(metrics per method, the middle frame of the picture methods, per-pixel MSE of the error-map methods)."""
+    results: dict[str, dict] = {}
+    shown: dict[str, np.ndarray] = {}
+    sq_err: dict[str, np.ndarray] = {}  # per-pixel MSE over the frames (error_map.png)
+    mid = len(ids) // 2
+    for m in methods:
+        if m == "native":
+            continue
+        imgs, rows = load_grabs(runs[m]["dir"], size, ids)
+        results[m] = score(imgs, ref, flip_frames)
+        if m in ERROR_MAP_METHODS:
+            sq_err[m] = np.mean([((a - r) ** 2).mean(0) for a, r in zip(imgs, ref)], axis=0)
+        info = runs[m]["info"]
+        results[m].update({
+            "godot_seconds": round(runs[m]["seconds"], 1),
+            "render_size": ([int(low[0]), int(low[1])] if m != "neural" else rows[0].get("low_res")),
+            "output_size": list(size), "settings": {k: info.get(k) for k in ("scaling_3d_mode", "scaling_3d_scale",
+                                                                             "use_taa")},
+            "iteration_of_frame": [r["iteration"] for r in rows],
+        })
+        if m == "neural":
+            lag = sorted({r["iteration"] - r["content"] for r in rows})
+            results[m]["display_lag_frames"] = lag
+            results[m]["model_info"] = info.get("model_info")
+            results[m]["jitter"] = wants_jitter
+            results[m]["addon_lines"] = info.get("addon_lines", [])
+        if m in PICTURE_METHODS:
+            shown[m] = imgs[mid]
+    return results, shown, sq_err
+
+
+def _report(native: dict, results: dict, godot, *, project, scene, camera, low, scale, size, ids, frames, skipped,
+            warmup, time_scale, ref_ss, ref, model_path, keep_ui, flip_frames) -> dict:
+    ninfo = native["info"]
+    report = {
+        "tool": "tools/compare_upscalers.py", "project": str(project), "scene": scene, "camera": camera,
+        "godot": ninfo.get("engine", godot.version_string), "adapter": ninfo.get("adapter"),
+        "low": list(low), "scale": scale, "output": list(size), "frames": len(ids), "frames_requested": frames,
+        "frame_ids": ids, "frames_not_shown": skipped, "warmup": warmup,
+        "fixed_fps": FIXED_FPS, "time_scale": time_scale,
+        "reference": {"method": "native", "ref_ss": ref_ss, "render_size": [size[0] * ref_ss, size[1] * ref_ss],
+                      "how": f"native render at {ref_ss}x the output size, grabbed, box-filtered {ref_ss}x{ref_ss} "
+                             "in linear light (sRGB decoded, averaged, encoded)",
+                      "godot_seconds": round(native["seconds"], 1),
+                      "temporal_change": float(np.mean(M.temporal_change(ref))),
+                      "temporal_change_frames": M.temporal_change(ref)},
+        "model": str(model_path) if model_path else None,
+        "ui": "kept" if keep_ui else f"the scene's own 2D hidden ({ninfo.get('ui_items_hidden', 0)} items)",
+        "display_space": "what the player sees: the root viewport's 8-bit sRGB image (RenderingServer."
+                         "frame_post_draw), values / 255",
+        "metrics": {"psnr": "dB, 10 log10(1 / mean over frames of per-frame MSE)",
+                    "ssim": "mean over frames (11x11 Gaussian window, sigma 1.5)",
+                    "flip": "flip-evaluator LDR, 67 ppd, mean over pixels, mean over frames "
+                            + ("(all)" if flip_frames <= 0 or len(ids) <= flip_frames
+                               else f"({flip_frames} evenly spaced: flip_frame_index)"),
+                    "flicker": "mean |(out_t - out_t-1) - (ref_t - ref_t-1)| over pixels and frame pairs",
+                    "alignment": "each frame is closer (MSE) to reference frame i than to i-1 and i+1"},
+        "methods": results,
+        "frames_aligned": all(v["aligned"] for v in results.values()),
+        "seconds": None,
+    }
+    if "neural" in results:
+        report["neural_minus"] = {m: {"psnr_db": results["neural"]["psnr"] - v["psnr"],
+                                      "flip": (results["neural"]["flip"] or 0) - (v["flip"] or 0)}
+                                  for m, v in results.items() if m != "neural"}
+    return report
+
+
+def _pictures(report: dict, out: Path, ref: list, shown: dict, sq_err: dict, ids: list[int], small: bool) -> None:
+    """side_by_side.png (and error_map.png when both of its methods ran), recorded in the report."""
+    mid = len(ids) // 2
+    panels = [("native (ref)", ref[mid])] + [(m, shown[m]) for m in PICTURE_METHODS if m in shown]
+    regions = P.side_by_side(out / "side_by_side.png", panels, palette=small)
+    report["picture"] = {"file": "side_by_side.png", "frame": ids[mid], "panels": [p[0] for p in panels],
+                         "zoom_regions_yxhw": [list(map(int, r)) for r in regions]}
+    if all(m in sq_err for m in ERROR_MAP_METHODS):
+        a, b = ERROR_MAP_METHODS
+        report["error_map"] = P.error_map(out / "error_map.png", np.mean(ref, axis=0), sq_err[a], sq_err[b],
+                                          (a, b), palette=small)
 
 
 def markdown(r: dict) -> str:

@@ -111,7 +111,6 @@ def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_e
     if fp16:
         model = model.half()
     multiple = int(cfg.multiple)
-    scale = int(cfg.scale)
     spec = _history_shape_exprs(model, multiple)
     hist_in = [n if n.startswith("hist") else f"hist_{n}" for n, _ in spec]
     hist_meta = [{"name": n, "input": i, "output": f"{i}_out", "shape": sh} for (n, sh), i in zip(spec, hist_in)]
@@ -162,7 +161,22 @@ def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_e
         finally:
             sys.stdout = stdout
     proto = prog.model_proto
-    meta = {
+    meta = _metadata(model, cfg, out, fp16, opset, names_in, names_out, hist_meta)
+    meta.update(meta_extra or {})
+    _set_meta(proto, meta)
+    _save(proto, out)
+    meta["_export_s"] = time.time() - t0
+    if gpu_program and not fp16:
+        meta["_gpu_program"] = write_gpu_program(model, out)
+    return meta
+
+
+def _metadata(model, cfg, out: Path, fp16: bool, opset: int, names_in: list, names_out: list, hist_meta: list) -> dict:
+    """The NSS metadata of an exported graph (the runtime's Session reads and checks it)."""
+    import torch
+
+    multiple, scale = int(cfg.multiple), int(cfg.scale)
+    return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "name": out.stem, "preset": str(cfg.name), "scale": scale, "n_prev": int(cfg.n_prev),
         "multiple": multiple, "contract_version": contract.CONTRACT_VERSION,
@@ -175,13 +189,6 @@ def export(model, cfg, out: Path, fp16: bool = False, opset: int = OPSET, meta_e
         # the game must render its low-res frames with sub-pixel jitter for this model (the node/bridge read it)
         "jitter": bool(getattr(model, "wants_jitter", False)),
     }
-    meta.update(meta_extra or {})
-    _set_meta(proto, meta)
-    _save(proto, out)
-    meta["_export_s"] = time.time() - t0
-    if gpu_program and not fp16:
-        meta["_gpu_program"] = write_gpu_program(model, out)
-    return meta
 
 
 def _set_meta(proto, meta: dict) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -48,10 +48,6 @@ from nss_train.models.geometry import colour_forward, colour_inverse, depth_norm
 PRESET = "accum"
 HIST_CHANNELS = 4  # Reinhard RGB + accumulation weight
 WARP_MODE = "bicubic"  # torch/ONNX cubic convolution, a = -0.75, 4x4 taps: bilinear blurs a moving history every frame
-
-
-# the registry's error type, so fit / evaluate / export_onnx report accum checkpoint errors in one line too
-from nss_train.models.registry import CheckpointError  # noqa: E402
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -89,25 +85,6 @@ class AccumConfig:
             raise ValueError(f"scale {scale} unsupported; expected one of {SCALES}")
         return cls(scale=scale, **({"n_prev": int(n_prev)} if n_prev else {}))
 
-    @staticmethod
-    def from_dict(d: dict, where: str = "config") -> "AccumConfig":
-        known = {f.name for f in fields(AccumConfig)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise CheckpointError(f"{where}: unknown accum config field(s) {unknown}; expected a subset of "
-                                  f"{sorted(known)}")
-        if d.get("name", PRESET) != PRESET:
-            raise CheckpointError(f"{where}: preset {d.get('name')!r}; expected {PRESET!r}")
-        cfg = AccumConfig(**d)
-        if cfg.scale not in SCALES:
-            raise CheckpointError(f"{where}: scale {cfg.scale}; expected one of {SCALES}")
-        return cfg
-
-
-# --- colour / depth (the contract's transforms, in torch) ------------------------------------
-
-# one definition for every preset: nss_train.models.geometry (depth_norm: 1 near, 0 at infinity, NaN -> 1)
-reinhard, inverse_reinhard, depth_norm = colour_forward, colour_inverse, depth_normalise
 
 
 # --- the geometric ops (each one GPU kernel; see the module docstring) -------------------------
@@ -295,8 +272,8 @@ class Accum(nn.Module):
         cfg = self.cfg
         s = cfg.scale
         B, _, h, w = colour.shape
-        y = reinhard(colour)
-        dn = depth_norm(depth, cfg.depth_ref)
+        y = colour_forward(colour)
+        dn = depth_normalise(depth, cfg.depth_ref)
         jitter = jitter.reshape(B, 2).to(y.dtype)
         if not cfg.use_jitter:
             jitter = torch.zeros_like(jitter)
@@ -353,7 +330,7 @@ class Accum(nn.Module):
     def step(self, colour, depth, motion, jitter, reset, hist):
         """Streaming frame (the exported graph): -> (linear rgb [B,3,sh,sw], new hist)."""
         o, new = self.step_mapped(colour, depth, motion, jitter, reset, hist)
-        return inverse_reinhard(o), new
+        return colour_inverse(o), new
 
     def history_spec(self, h: int, w: int) -> list[tuple[str, tuple[int, ...]]]:
         s = self.cfg.scale
@@ -394,7 +371,7 @@ class Accum(nn.Module):
         return self.forward_sequence(colour, depth, motion, jitter, reset)[:, -1]
 
     def forward(self, colour, depth, motion, jitter, reset=None) -> torch.Tensor:
-        return inverse_reinhard(self.forward_mapped(colour, depth, motion, jitter, reset))
+        return colour_inverse(self.forward_mapped(colour, depth, motion, jitter, reset))
 
     # ---- cost ----
     def cost_table(self, h: int = 180, w: int = 320) -> list[tuple[str, float]]:
@@ -449,37 +426,8 @@ CONFIG = AccumConfig
 MODEL = Accum
 
 
-def build(cfg: AccumConfig | None = None, **kw) -> Accum:
-    cfg = cfg or AccumConfig(**kw)
-    return Accum(cfg)
-
-
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# --- checkpoints (the format of nss_train.models.registry, with an accum config) ---------------------------
-
-def save_checkpoint(path, model: Accum, **kw) -> None:
-    from nss_train.models.registry import save_checkpoint as _save
-    _save(path, model, **kw)
-
-
-def load_checkpoint(path) -> tuple[Accum, AccumConfig, dict]:
-    """nss_train.models.registry.load_checkpoint, checked to hold an accum model."""
-    from nss_train.models.registry import load_checkpoint as load_any
-    model, cfg, ckpt = load_any(path)
-    if not isinstance(model, Accum):
-        raise CheckpointError(f"{path}: preset {cfg.name!r}; expected an 'accum' checkpoint")
-    return model, cfg, ckpt
-
-
-def is_accum_checkpoint(ckpt: dict) -> bool:
-    return isinstance(ckpt.get("config"), dict) and ckpt["config"].get("name") == PRESET
-
-
 def tiny_config(cfg: AccumConfig) -> AccumConfig:
-    """The same ops with a few channels (tools/export_onnx.export_tiny: exports and runs in seconds)."""
+    """The same ops with a few channels (nss_train.export.onnx.export_tiny: exports and runs in seconds)."""
     import dataclasses
     return dataclasses.replace(cfg, enc=6, mid=8, dec=6)
 
@@ -489,7 +437,7 @@ if __name__ == "__main__":  # python -m nss_train.models.accum: the cost, op by 
         cfg = AccumConfig(scale=s)
         m = Accum(cfg)
         h, w = 360 // s, 640 // s
-        print(f"accum x{s}: {param_count(m):,} params")
+        print(f"accum x{s}: {sum(p.numel() for p in m.parameters()):,} params")
         tot = 0.0
         for k, v in m.cost_table(h, w):
             tot += v

@@ -76,6 +76,9 @@ class Upscaler(nn.Module):
     `history_spec` and `step_mapped` (one streaming frame in the mapped space + new history)."""
 
     cfg = None
+    # False: trained on windows of n_prev + 1 frames (forward_mapped -> the last frame). True (accum): trained on
+    # windows of consecutive frames through its own history (forward_sequence -> every frame). fit asks the model.
+    recurrent = False
 
     def rgbd(self, colour: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """[B,3,h,w] linear colour + [B,1,h,w] depth -> [B,4,h,w] (Reinhard colour, normalised depth)."""

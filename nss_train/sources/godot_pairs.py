@@ -157,10 +157,8 @@ def _count_raw(dirs: list[Path]) -> int:
     return sum(len(list((d / "raw").glob("frame_[0-9][0-9][0-9][0-9][0-9].json"))) for d in dirs)
 
 
-def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
-    """Capture (or finish) the sequences; returns their directories. Raises CaptureError/FrameError."""
-    from nss_godot.toolchain import GodotError, find_godot
-
+def check_config(cfg: CaptureConfig) -> tuple[Path, str]:
+    """(project directory, res:// scene) of a valid capture config; CaptureError naming the option otherwise."""
     if not cfg.out:
         raise CaptureError("--out DIR is required")
     project = Path(cfg.project).resolve()
@@ -183,55 +181,20 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
     if cfg.scale not in (2, 4) or not 1 <= cfg.ss <= 8 or cfg.msaa not in (0, 2, 4, 8) or cfg.fps <= 0:
         raise CaptureError(f"--scale {cfg.scale} (2 or 4), --ss {cfg.ss} (1..8), --msaa {cfg.msaa} (0, 2, 4, 8), "
                            f"--fps {cfg.fps} (> 0): out of range")
-    low = _low(cfg)
+    return project, scene
+
+
+def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
+    """Capture (or finish) the sequences; returns their directories. Raises CaptureError/FrameError."""
+    project, scene = check_config(cfg)
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-
     ids = list(range(cfg.first, cfg.first + cfg.sequences))
     dirs = {k: out / SEQ_PATTERN.format(k) for k in ids}
     state = {k: sequence_state(dirs[k], cfg.frames, expected_source(cfg, scene, k)) for k in ids}
     todo = [k for k in ids if state[k] == "todo"]
     if todo:
-        try:
-            g = find_godot()
-        except GodotError as e:
-            raise CaptureError(str(e)) from None
-        cache = project / ".godot/global_script_class_cache.cfg"
-        if cfg.reimport or not cache.is_file() or "NeuralSSPairedCapture" not in cache.read_text(errors="replace"):
-            r = g.import_project(project, timeout=600)
-            if r.returncode != 0 or r.errors():
-                raise CaptureError(f"importing {project} failed: {(r.errors() or r.output.splitlines() or ['?'])[-1]}")
-        for k in todo:  # an interrupted capture of these starts over (scene time is deterministic)
-            if dirs[k].exists():
-                shutil.rmtree(dirs[k])
-        argv = ["--fixed-fps", f"{cfg.fps:g}", "--path", str(project), DRIVER, "--",
-                "--scene", scene, "--out", str(out), "--seq-ids", ",".join(map(str, todo)),
-                "--frames", str(cfg.frames), "--stride", str(cfg.stride or cfg.frames + 60),
-                "--warmup", str(cfg.warmup), "--low", f"{low[0]}x{low[1]}", "--scale", str(cfg.scale),
-                "--ss", str(cfg.ss), "--msaa", str(cfg.msaa), "--fixed-fps", f"{cfg.fps:g}",
-                "--time-scale", f"{cfg.time_scale:g}", "--camera", cfg.camera, "--seed", str(cfg.seed),
-                *(["--taa"] if cfg.taa else []),
-                *(["--jitter", "--jitter-samples", str(cfg.jitter_samples)] if cfg.jitter else []),
-                *(["--skip-ahead"] if cfg.skip_ahead else []), "--pre-frames", str(cfg.pre_frames),
-                *cfg.extra.split()]
-        # Godot runs in this thread (Ctrl-C kills its process group); a helper thread shows progress
-        todo_dirs = [dirs[k] for k in todo]
-        stop = threading.Event()
-
-        def show():
-            with tqdm(total=cfg.frames * len(todo), desc=f"capture {scene}", unit="frame",
-                      disable=not progress) as bar:
-                while not stop.wait(1.0):
-                    bar.update(_count_raw(todo_dirs) - bar.n)
-                bar.update(_count_raw(todo_dirs) - bar.n)
-
-        th = threading.Thread(target=show, daemon=True)
-        th.start()
-        try:
-            r = g.run(argv, cfg.timeout, display=True, paths=[str(project), str(out)])
-        finally:
-            stop.set()
-            th.join()
+        r = _run_godot(cfg, project, scene, out, todo, [dirs[k] for k in todo], progress)
         # convert whatever finished before reporting a failure, so a rerun resumes after it
         for k in todo:
             state[k] = sequence_state(dirs[k], cfg.frames, expected_source(cfg, scene, k))
@@ -264,6 +227,53 @@ def capture(cfg: CaptureConfig, progress: bool = True) -> list[Path]:
     return [dirs[k] for k in ids]
 
 
+def _run_godot(cfg: CaptureConfig, project: Path, scene: str, out: Path, todo: list[int], todo_dirs: list[Path],
+               progress: bool):
+    """Godot's run of the capture driver over the sequences `todo` (imported first when needed), with a
+    progress bar; the RunResult."""
+    from nss_godot.toolchain import GodotError, find_godot
+
+    try:
+        g = find_godot()
+    except GodotError as e:
+        raise CaptureError(str(e)) from None
+    cache = project / ".godot/global_script_class_cache.cfg"
+    if cfg.reimport or not cache.is_file() or "NeuralSSPairedCapture" not in cache.read_text(errors="replace"):
+        r = g.import_project(project, timeout=600)
+        if r.returncode != 0 or r.errors():
+            raise CaptureError(f"importing {project} failed: {(r.errors() or r.output.splitlines() or ['?'])[-1]}")
+    for d in todo_dirs:  # an interrupted capture of these starts over (scene time is deterministic)
+        if d.exists():
+            shutil.rmtree(d)
+    low = _low(cfg)
+    argv = ["--fixed-fps", f"{cfg.fps:g}", "--path", str(project), DRIVER, "--",
+            "--scene", scene, "--out", str(out), "--seq-ids", ",".join(map(str, todo)),
+            "--frames", str(cfg.frames), "--stride", str(cfg.stride or cfg.frames + 60),
+            "--warmup", str(cfg.warmup), "--low", f"{low[0]}x{low[1]}", "--scale", str(cfg.scale),
+            "--ss", str(cfg.ss), "--msaa", str(cfg.msaa), "--fixed-fps", f"{cfg.fps:g}",
+            "--time-scale", f"{cfg.time_scale:g}", "--camera", cfg.camera, "--seed", str(cfg.seed),
+            *(["--taa"] if cfg.taa else []),
+            *(["--jitter", "--jitter-samples", str(cfg.jitter_samples)] if cfg.jitter else []),
+            *(["--skip-ahead"] if cfg.skip_ahead else []), "--pre-frames", str(cfg.pre_frames),
+            *cfg.extra.split()]
+    # Godot runs in this thread (Ctrl-C kills its process group); a helper thread shows progress
+    stop = threading.Event()
+
+    def show():
+        with tqdm(total=cfg.frames * len(todo), desc=f"capture {scene}", unit="frame", disable=not progress) as bar:
+            while not stop.wait(1.0):
+                bar.update(_count_raw(todo_dirs) - bar.n)
+            bar.update(_count_raw(todo_dirs) - bar.n)
+
+    th = threading.Thread(target=show, daemon=True)
+    th.start()
+    try:
+        return g.run(argv, cfg.timeout, display=True, paths=[str(project), str(out)])
+    finally:
+        stop.set()
+        th.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nss_train.sources.godot_pairs", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -294,12 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seqs = capture(cfg, progress=not quiet)
     except (CaptureError, FrameError) as e:
-        print(f"capture_pairs: error: {e}", file=sys.stderr)
+        print(f"godot_pairs: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("capture_pairs: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("godot_pairs: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(f"capture_pairs: {len(seqs)} sequence(s) x {cfg.frames} frame(s) in {cfg.out} "
+    print(f"godot_pairs: {len(seqs)} sequence(s) x {cfg.frames} frame(s) in {cfg.out} "
           f"({time.time() - t0:.0f} s); train with: python -m nss_train.train.fit --data {cfg.out}")
     return 0
 

@@ -115,7 +115,7 @@ def convert(capture_dir: str | Path, scale: int | None = None, keep_raw: bool = 
     ss = int(session.get("target_ss", 1))
     records: list[dict] = []
     size0: tuple[int, int] | None = None
-    for seq in tqdm(seqs, desc=f"raw_capture {out.name}", unit="frame", disable=not progress):
+    for seq in tqdm(seqs, desc=f"godot_raw {out.name}", unit="frame", disable=not progress):
         dst = frame_path(out, seq)
         src_json = raw / f"frame_{seq:05d}.json"
         info = _load_json(src_json)
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = convert(a.dir, a.scale, a.keep_raw)
     except FrameError as e:
-        print(f"raw_capture: {e}", file=sys.stderr)
+        print(f"godot_raw: {e}", file=sys.stderr)
         return 1
-    print(f"raw_capture: {meta.frames} frame(s) {meta.lowres[0]}x{meta.lowres[1]} -> {a.dir} "
+    print(f"godot_raw: {meta.frames} frame(s) {meta.lowres[0]}x{meta.lowres[1]} -> {a.dir} "
           f"({FRAME_PATTERN.format(0)} ...)")
     return 0
 

@@ -83,6 +83,15 @@ def _material(name: str, rng: random.Random, kind: str) -> bpy.types.Material:
 
     inp["Base Color"].default_value = colour()
     inp["Roughness"].default_value = rng.uniform(0.3, 0.9)
+    if kind in ("metal", "glossy", "emissive", "glass"):
+        _surface(kind, inp, colour, rng)
+    elif kind != "diffuse":
+        _texture(kind, nt, inp, colour, coords, rng)
+    return mat
+
+
+def _texture(kind: str, nt, inp, colour, coords, rng: random.Random) -> None:
+    """The node graph of a textured material (checker | brick | stripes | text | leaf) into its BSDF inputs."""
     if kind == "checker":
         tex = nt.nodes.new("ShaderNodeTexChecker")
         tex.inputs["Scale"].default_value = rng.uniform(4.0, 16.0)
@@ -127,18 +136,6 @@ def _material(name: str, rng: random.Random, kind: str) -> bpy.types.Material:
         nt.links.new(mp.outputs["Vector"], tex.inputs["Vector"])
         nt.links.new(tex.outputs["Distance"], ramp.inputs["Fac"])
         nt.links.new(ramp.outputs["Color"], inp["Base Color"])
-    elif kind == "metal":
-        inp["Metallic"].default_value = 1.0
-        inp["Roughness"].default_value = rng.uniform(0.02, 0.25)
-    elif kind == "glossy":
-        inp["Roughness"].default_value = rng.uniform(0.0, 0.1)
-        inp["Coat Weight"].default_value = 1.0
-    elif kind == "emissive":
-        inp["Emission Color"].default_value = colour()
-        inp["Emission Strength"].default_value = rng.uniform(2.0, 12.0)
-    elif kind == "glass":
-        inp["Transmission Weight"].default_value = 1.0
-        inp["Roughness"].default_value = rng.uniform(0.0, 0.1)
     elif kind == "leaf":
         # foliage card: alpha from a thresholded noise, like a cut-out leaf texture
         tex = nt.nodes.new("ShaderNodeTexVoronoi")
@@ -153,7 +150,22 @@ def _material(name: str, rng: random.Random, kind: str) -> bpy.types.Material:
         nt.links.new(ramp.outputs["Color"], inp["Alpha"])
         g = rng.uniform(0.25, 0.6)
         inp["Base Color"].default_value = (0.1 * g, g, 0.15 * g, 1.0)
-    return mat
+
+
+def _surface(kind: str, inp, colour, rng: random.Random) -> None:
+    """The BSDF settings of an untextured material: metal | glossy | emissive | glass."""
+    if kind == "metal":
+        inp["Metallic"].default_value = 1.0
+        inp["Roughness"].default_value = rng.uniform(0.02, 0.25)
+    elif kind == "glossy":
+        inp["Roughness"].default_value = rng.uniform(0.0, 0.1)
+        inp["Coat Weight"].default_value = 1.0
+    elif kind == "emissive":
+        inp["Emission Color"].default_value = colour()
+        inp["Emission Strength"].default_value = rng.uniform(2.0, 12.0)
+    elif kind == "glass":
+        inp["Transmission Weight"].default_value = 1.0
+        inp["Roughness"].default_value = rng.uniform(0.0, 0.1)
 
 
 # --- animation -------------------------------------------------------------------
@@ -214,6 +226,7 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
 
     Returns a description (for meta.json 'source'). A sequence of 8+ frames gets a
     camera cut (a second camera bound by a timeline marker) with probability cut_prob.
+    The parts are added in a fixed order from one random stream, so a seed is one scene.
     """
     rng = random.Random(seed)
     sc = bpy.context.scene
@@ -224,7 +237,18 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
     def count(kind: str, n: int = 1):
         desc["objects"][kind] = desc["objects"].get(kind, 0) + n
 
-    # world and lights: vary the mood from midday to dusk to indoor-like
+    _add_world_and_lights(rng, sc, count)
+    _add_ground_and_walls(rng, count)
+    _add_solids(rng, start, end, count)
+    _add_wires_and_fence(rng, count)
+    _add_text(rng, count)
+    _add_foliage(rng, start, end, count)
+    desc["cut_at"] = _add_cameras(rng, sc, frames, start, end, cut_prob)
+    return desc
+
+
+def _add_world_and_lights(rng: random.Random, sc, count) -> None:
+    """World and lights: vary the mood from midday to dusk to indoor-like."""
     world = bpy.data.worlds.new("world")
     sc.world = world
     bg = world.node_tree.nodes["Background"]
@@ -248,7 +272,9 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
             lo.rotation_euler = (rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), 0.0)
         count("light")
 
-    # ground and backdrop walls with high-frequency textures
+
+def _add_ground_and_walls(rng: random.Random, count) -> None:
+    """Ground and backdrop walls with high-frequency textures."""
     ground = _mesh_object("ground", lambda bm: _plane(bm, 60.0),
                           _material("ground", rng, rng.choice(["checker", "brick", "stripes", "text"])))
     ground.location = (0, 0, 0)
@@ -261,7 +287,9 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
         wall.rotation_euler = (0, 0, a + math.pi / 2)
         count("wall")
 
-    # solid objects, some animated along smooth random paths and spinning
+
+def _add_solids(rng: random.Random, start: int, end: int, count) -> None:
+    """Solid objects, some animated along smooth random paths and spinning."""
     kinds = ["checker", "brick", "stripes", "text", "metal", "glossy", "emissive", "glass", "diffuse"]
     shapes = [_cube, _sphere, _cylinder, _cone]
     for i in range(rng.randint(5, 10)):
@@ -284,7 +312,9 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
             count("spinning")
         count("solid")
 
-    # thin wires (power-line like) and a fence: sub-pixel geometry that aliases
+
+def _add_wires_and_fence(rng: random.Random, count) -> None:
+    """Thin wires (power-line like) and a fence: sub-pixel geometry that aliases."""
     wire_mat = _material("wire", rng, rng.choice(["metal", "diffuse"]))
     for i in range(rng.randint(2, 6)):
         r = rng.uniform(0.006, 0.03)
@@ -312,7 +342,9 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
             rail.rotation_euler = (0, 0, a)
         count("fence")
 
-    # real text (Blender's built-in font): glyph edges are the hardest case for upscalers
+
+def _add_text(rng: random.Random, count) -> None:
+    """Real text (Blender's built-in font): glyph edges are the hardest case for upscalers."""
     for i in range(rng.randint(1, 3)):
         cu = bpy.data.curves.new(f"text{i}", "FONT")
         cu.body = "".join(rng.choice(string.ascii_letters + string.digits + "  ") for _ in range(rng.randint(6, 18)))
@@ -325,7 +357,9 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
         ob.rotation_euler = (math.pi / 2, 0.0, rng.uniform(0, 2 * math.pi))
         count("text")
 
-    # foliage: bushes of alpha-cut cards, swaying a little
+
+def _add_foliage(rng: random.Random, start: int, end: int, count) -> None:
+    """Foliage: bushes of alpha-cut cards, swaying a little."""
     for i in range(rng.randint(1, 3)):
         leaf_mat = _material(f"leaf{i}", rng, "leaf")
         c = (rng.uniform(-5, 5), rng.uniform(-5, 5), rng.uniform(0.3, 1.5))
@@ -338,11 +372,14 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
                          [start, (start + end) // 2 if end - start >= 2 else end, end] if end > start else [start])
         count("bush")
 
-    # camera(s): moving, looking at a moving target; maybe a cut to a second camera
+
+def _add_cameras(rng: random.Random, sc, frames: int, start: int, end: int, cut_prob: float) -> int | None:
+    """Camera(s): moving, looking at a moving target; maybe a cut to a second camera. Returns the cut's frame
+    index (from 0) or None."""
     speed = rng.uniform(0.05, 0.3)
     cam = _add_camera("camera", rng, start, end, speed)
     sc.camera = cam
-    desc["cut_at"] = None
+    cut_at = None
     if frames >= 8 and rng.random() < cut_prob:
         cut = rng.randint(start + frames // 3, start + 2 * frames // 3)
         cam2 = _add_camera("camera_b", rng, start, end, rng.uniform(0.05, 0.3))
@@ -350,5 +387,5 @@ def build_scene(seed: int, frames: int, cut_prob: float = 0.5) -> dict:
         m0.camera = cam
         m1 = sc.timeline_markers.new("shot_b", frame=cut)
         m1.camera = cam2
-        desc["cut_at"] = cut - start
-    return desc
+        cut_at = cut - start
+    return cut_at

@@ -14,7 +14,7 @@ in meta.json) and a target rendered at scale * ss times the low-res size with MS
 in linear light. The validation split uses other world seeds than training (--val-seed).
 
 Work is cut into chunks of --chunk sequences, one Godot run each; a finished chunk is skipped on a
-rerun, an interrupted one is captured again (capture_pairs' resume rules). --shard I/N takes the
+rerun, an interrupted one is captured again (godot_pairs' resume rules). --shard I/N takes the
 chunks whose number % N == I. One progress line per chunk (frames/min, share of render time in the
 target viewport).
 """

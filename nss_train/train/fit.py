@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +32,11 @@ import torch.nn.functional as F
 
 from nss_runtime.contract import SCALES
 from nss_runtime import frames as FR
-from nss_train.train.losses import NSSLoss, psnr_from_mse, srgb_encode, ssim, to_display
+from nss_train.eval.metrics import psnr_from_mse, ssim
+from nss_train.train.losses import NSSLoss, srgb_encode, to_display
 from nss_train.models.geometry import colour_inverse
-from nss_train.models.registry import (CheckpointError, build_model, config_from_dict, param_count, preset_config,
-                             read_checkpoint, save_checkpoint)
+from nss_train.models.registry import (CheckpointError, architecture, build_model, config_from_dict, param_count,
+                                       preset_config, read_checkpoint, save_checkpoint)
 
 log = logging.getLogger("nss_train.train.fit")
 
@@ -44,8 +45,8 @@ log = logging.getLogger("nss_train.train.fit")
 class TrainConfig:
     data: list[str] | None = None  # dataset roots/sequences; None: the built-in default dataset (rendered if absent)
     out: str = "runs/default"
-    preset: str = "fast"
-    n_prev: int = 0  # previous frames; 0: the preset's own (nsrr 4, fast 2), or the --init checkpoint's
+    preset: str = "accum"  # the shipped default (models/accum_x2.pt)
+    n_prev: int = 0  # previous frames; 0: the preset's own (accum 16, nsrr 4, fast 2), or the --init checkpoint's
     steps: int = 400
     batch: int = 8  # global batch (split over DDP ranks)
     crop: int = 48  # square training crop, low-res pixels
@@ -212,11 +213,8 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
     for i in idx:
         b = collate([ds[i]], mult)
         b = {k: v.to(device) for k, v in b.items()}
-        with amp_ctx():
-            if "reset" in b:  # recurrent: the window's last frame, after accumulating the window from a reset
-                out = model(b["colour"], b["depth"], b["motion"], b["jitter"], b["reset"]).float()
-            else:
-                out = model(b["colour"], b["depth"], b["motion"], b["jitter"]).float()
+        with amp_ctx():  # a recurrent model: the window's last frame, after accumulating the window from a reset
+            out = model(*_window_inputs(model, b)).float()
         target = b["target"][:, -1] if b["target"].dim() == 5 else b["target"]
         tgt, bic = to_display(target), to_display(bicubic(b["colour"][:, -1], b["jitter"][:, -1], s))
         o = to_display(out)
@@ -234,6 +232,12 @@ def validate(model, ds, device, n_windows: int, amp_ctx) -> dict:
             "bicubic_ssim": m["bicubic_ssim"], "image": sample}
 
 
+def _window_inputs(model, b: dict) -> tuple:
+    """The model's inputs from a collated window: a recurrent model also takes the window's resets."""
+    frames = (b["colour"], b["depth"], b["motion"], b["jitter"])
+    return (*frames, b["reset"]) if model.recurrent else frames
+
+
 # --- the loop ----
 
 class Mapped(torch.nn.Module):
@@ -244,7 +248,7 @@ class Mapped(torch.nn.Module):
         self.model = model
 
     def forward(self, colour, depth, motion, jitter, reset=None):
-        if reset is not None:  # recurrent preset: every frame of the window [B,T,3,sh,sw]
+        if self.model.recurrent:  # every frame of the window [B,T,3,sh,sw]
             return self.model.forward_sequence(colour, depth, motion, jitter, reset)
         return self.model.forward_mapped(colour, depth, motion, jitter)
 
@@ -256,33 +260,61 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, local_rank: int = 0) -> dict:
-    """Run (or resume) a training; returns the final metrics. Raises FitError/CheckpointError/FrameError."""
-    from nss_train.data.datasets import WindowDataset, split_sequences
+# settings that may change on a resume (the others are the run's own and come from its checkpoint)
+RESUME_MAY_CHANGE = {"steps", "out", "val_every", "log_every", "max_minutes", "workers", "threads", "devices",
+                     "num_nodes", "node_rank", "master_addr", "master_port", "device", "image_every", "amp",
+                     "cache_gb"}
 
-    d = setup_dist(cfg, local_rank)
-    device = pick_device(cfg, d)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    last, best = out / "last.pt", out / "best.pt"
 
-    ckpt = None
-    if resume:
-        path = last if resume == "last" else Path(resume)
-        ckpt = read_checkpoint(path)
-        saved = ckpt.get("train", {})
-        # the run's own settings win, except those that may change on a resume
-        keep = {"steps", "out", "val_every", "log_every", "max_minutes", "workers", "threads", "devices",
-                "num_nodes", "node_rank", "master_addr", "master_port", "device", "image_every", "amp", "cache_gb"}
-        for f in fields(TrainConfig):
-            if f.name in saved and f.name not in keep:
-                setattr(cfg, f.name, saved[f.name])
-        if d.main:
-            log.info("resuming %s from step %d", path, ckpt["step"])
-    elif last.exists() and not overwrite:
-        raise FitError(f"{last} exists: pass --resume to continue that run, --overwrite to start over, "
-                       "or a different --out")
+@dataclass
+class Run:
+    """Everything one training holds, built by the steps of `train` and used by its loop."""
+    cfg: TrainConfig
+    d: Dist
+    device: torch.device
+    model: torch.nn.Module
+    net: torch.nn.Module  # Mapped(model), DDP-wrapped on several ranks
+    opt: torch.optim.Optimizer
+    loss_fn: NSSLoss
+    train_ds: object
+    val_ds: object
+    amp: bool
+    data_summary: dict
+    step: int = 0
+    best_psnr: float = -1.0
+    metrics: dict = field(default_factory=dict)
+    writer: object = None
+
+    def amp_ctx(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def save(self, path: Path) -> None:
+        save_checkpoint(path, self.model, self.opt, step=self.step, rng=get_rng(), data=self.data_summary,
+                        metrics=dict(self.metrics), extra={"train": asdict(self.cfg), "loss": self.loss_fn.description})
+
+
+def resolve_config(cfg: TrainConfig, d: Dist, resume: str | None, overwrite: bool) -> dict | None:
+    """The checkpoint to resume (its run's settings copied into cfg), or None for a new run."""
+    last = Path(cfg.out) / "last.pt"
+    if not resume:
+        if last.exists() and not overwrite:
+            raise FitError(f"{last} exists: pass --resume to continue that run, --overwrite to start over, "
+                           "or a different --out")
+        return None
+    path = last if resume == "last" else Path(resume)
+    ckpt = read_checkpoint(path)
+    saved = ckpt.get("train", {})
+    for f in fields(TrainConfig):
+        if f.name in saved and f.name not in RESUME_MAY_CHANGE:
+            setattr(cfg, f.name, saved[f.name])
+    if d.main:
+        log.info("resuming %s from step %d", path, ckpt["step"])
+    return ckpt
+
+
+def resolve_data(cfg: TrainConfig, d: Dist) -> tuple[list[Path], list[Path]]:
+    """(training, validation) sequence directories; renders the default dataset when cfg.data is None."""
+    from nss_train.data.datasets import sequence_dirs, split_sequences
 
     if cfg.data is None:
         if d.main:
@@ -293,7 +325,6 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if isinstance(cfg.data, str):
         cfg.data = [cfg.data]
     if cfg.val_data:  # explicit held-out sequences (a dataset that grows between resumes keeps its split)
-        from nss_train.data.datasets import sequence_dirs
         val_dirs = sorted({p.resolve() for p in sequence_dirs(cfg.val_data)})
         train_dirs = [p for p in sequence_dirs(cfg.data) if p.resolve() not in set(val_dirs)]
     else:
@@ -301,40 +332,56 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
     if not val_dirs:
         raise FitError(f"{', '.join(cfg.data)}: needs at least 2 sequences (one held out for validation); found "
                        f"{len(train_dirs)}")
-    init_src = None
-    if cfg.init:  # fine-tuning: the init checkpoint's architecture; its weights are loaded below
-        init_src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
-        init_cfg = config_from_dict(init_src["config"], where=f"{cfg.init}: config")
-        if cfg.n_prev and cfg.n_prev != init_cfg.n_prev:
-            raise FitError(f"--init {cfg.init}: model has n_prev {init_cfg.n_prev}; --n-prev is {cfg.n_prev}")
-        cfg.n_prev = init_cfg.n_prev
-    elif not cfg.n_prev:  # 0: the preset's own number of previous frames
-        cfg.n_prev = preset_config(cfg.preset, scale=SCALES[0]).n_prev
-    from nss_train.models.registry import architecture
-    recurrent = bool(getattr(architecture(init_cfg.name if cfg.init else cfg.preset).MODEL, "recurrent", False))
+    return train_dirs, val_dirs
+
+
+def resolve_init(cfg: TrainConfig, ckpt: dict | None) -> tuple[object, dict | None]:
+    """For fine-tuning (--init): (its model config, its checkpoint); sets cfg.n_prev (0: the preset's own)."""
+    if not cfg.init:
+        if not cfg.n_prev:
+            cfg.n_prev = preset_config(cfg.preset, scale=SCALES[0]).n_prev
+        return None, None
+    init_src = ckpt if ckpt is not None else read_checkpoint(cfg.init)
+    init_cfg = config_from_dict(init_src["config"], where=f"{cfg.init}: config")
+    if cfg.n_prev and cfg.n_prev != init_cfg.n_prev:
+        raise FitError(f"--init {cfg.init}: model has n_prev {init_cfg.n_prev}; --n-prev is {cfg.n_prev}")
+    cfg.n_prev = init_cfg.n_prev
+    return init_cfg, init_src
+
+
+def make_datasets(cfg: TrainConfig, recurrent: bool, train_dirs: list[Path], val_dirs: list[Path]):
+    """Recurrent models train on windows of seq_len consecutive frames (history reset at the window start and on
+    cuts), with the loss on every frame after the first loss_skip; the others on n_prev + 1 frame windows."""
+    from nss_train.data.datasets import WindowDataset
+
     if recurrent and (cfg.seq_len < 2 or not 0 <= cfg.loss_skip < cfg.seq_len):
         raise FitError(f"--seq-len {cfg.seq_len} / --loss-skip {cfg.loss_skip}: expected seq-len >= 2 and "
                        "0 <= loss-skip < seq-len")
-    # recurrent presets train on windows of seq_len consecutive frames (history reset at the window start and on
-    # cuts), with the loss on every frame after the first loss_skip; the others on n_prev + 1 frame windows
     win = dict(n_prev=cfg.seq_len - 1, sequence=True) if recurrent else dict(n_prev=cfg.n_prev)
     train_ds = WindowDataset(train_dirs, crop=(cfg.crop, cfg.crop), augment=True, seed=cfg.seed,
                              skip_bad=cfg.skip_bad, cache_bytes=int(cfg.cache_gb * 2 ** 30), **win)
     val_ds = WindowDataset(val_dirs, crop=None, augment=False, skip_bad=cfg.skip_bad, **win)
-    scale = train_ds.scale
+    return train_ds, val_ds
+
+
+def model_config(cfg: TrainConfig, scale: int, init_cfg, ckpt: dict | None):
+    """The model config of this run (the preset's, or the --init checkpoint's), checked against the data and a
+    resumed checkpoint."""
     mcfg = preset_config(cfg.preset, scale=scale, n_prev=cfg.n_prev)
-    init_ckpt = None
-    if cfg.init:
+    if init_cfg is not None:
         mcfg = init_cfg
         if mcfg.scale != scale:
             raise FitError(f"--init {cfg.init}: model is x{mcfg.scale}; the data is x{scale}")
-        init_ckpt = init_src if ckpt is None else None
     if cfg.crop % mcfg.multiple:
         raise FitError(f"--crop {cfg.crop}: must be a multiple of {mcfg.multiple} for preset {cfg.preset!r}")
     if ckpt is not None and config_from_dict(ckpt["config"]) != mcfg:
         raise CheckpointError(f"{cfg.out}: checkpoint model config {ckpt['config']} differs from this run's "
                               f"{asdict(mcfg)}")
+    return mcfg
 
+
+def build_run(cfg: TrainConfig, d: Dist, device, mcfg, ckpt, init_ckpt, datasets, data_summary) -> Run:
+    """The model (restored from a resumed checkpoint, or with --init's weights), its optimizer and the loss."""
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -355,136 +402,179 @@ def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, 
                                                         else None)
     loss_fn = NSSLoss(cfg.vgg_weights, l1_weight=cfg.l1_weight, bloom_weight=cfg.bloom_weight).to(device)
     use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
+    return Run(cfg, d, device, model, net, opt, loss_fn, *datasets, use_amp, data_summary, step, best_psnr,
+               dict(ckpt.get("metrics", {})) if ckpt else {})
 
-    def amp_ctx():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
 
-    data_summary = {"root": ", ".join(cfg.data), "scale": scale,
-                    "train_sequences": [str(p) for p in train_dirs], "val_sequences": [str(p) for p in val_dirs],
-                    "train_windows": len(train_ds), "val_windows": len(val_ds)}
-    writer = None
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
-        log.info("model %s x%d, %s params, %.0f FLOPs/output px; data %s: %d train windows (%d seq), "
-                 "%d val windows (%d seq); loss %s; device %s%s", model.cfg.name, scale, f"{param_count(model):,}",
-                 model.flops_per_output_pixel(), ", ".join(cfg.data), len(train_ds), len(train_dirs), len(val_ds),
-                 len(val_dirs), loss_fn.description, device, f", DDP x{d.world}" if d.world > 1 else "")
-        if recurrent:
-            log.info("recurrent preset: windows of %d frames, truncated back-propagation through all of them, "
-                     "history reset at each window start and on cuts; loss on frames %d..%d of each window, in "
-                     "DISPLAY space (Reinhard + sRGB, as the metrics)",
-                     cfg.seq_len, cfg.loss_skip, cfg.seq_len - 1)
+def open_log(run: Run) -> None:
+    """TensorBoard writer and the run's description (main rank only)."""
+    cfg, model, out = run.cfg, run.model, Path(run.cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from torch.utils.tensorboard import SummaryWriter
+    run.writer = SummaryWriter(str(out / "tb"), purge_step=run.step if run.step else None)
+    s = run.data_summary
+    log.info("model %s x%d, %s params, %.0f FLOPs/output px; data %s: %d train windows (%d seq), "
+             "%d val windows (%d seq); loss %s; device %s%s", model.cfg.name, s["scale"], f"{param_count(model):,}",
+             model.flops_per_output_pixel(), ", ".join(cfg.data), len(run.train_ds), len(s["train_sequences"]),
+             len(run.val_ds), len(s["val_sequences"]), run.loss_fn.description, run.device,
+             f", DDP x{run.d.world}" if run.d.world > 1 else "")
+    if model.recurrent:
+        log.info("recurrent preset: windows of %d frames, truncated back-propagation through all of them, "
+                 "history reset at each window start and on cuts; loss on frames %d..%d of each window, in "
+                 "DISPLAY space (Reinhard + sRGB, as the metrics)",
+                 cfg.seq_len, cfg.loss_skip, cfg.seq_len - 1)
 
-    def save(path, metrics):
-        save_checkpoint(path, model, opt, step=step, rng=get_rng(), data=data_summary,
-                        metrics=metrics, extra={"train": asdict(cfg), "loss": loss_fn.description})
 
+def train_step(run: Run) -> tuple[float, dict]:
+    """One optimizer step on this rank's share of the step's batch; returns (lr, loss parts)."""
+    cfg, d, recurrent = run.cfg, run.d, run.model.recurrent
+    per_rank = max(1, cfg.batch // d.world)
+    epoch, idx = batch_indices(len(run.train_ds), cfg.batch, run.step, cfg.seed)
+    run.train_ds.set_epoch(epoch)
+    mine = idx[d.rank * per_rank:(d.rank + 1) * per_rank] or idx[:per_rank]
+    b = collate([run.train_ds[i] for i in mine])
+    b = {k: v.to(run.device, non_blocking=True) for k, v in b.items()}
+    lr = lr_at(cfg, run.step)
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    with run.amp_ctx():
+        pred = run.net(*_window_inputs(run.model, b))
+    if recurrent:  # frames loss_skip.. of every window, in display space (what the metrics measure)
+        k = cfg.loss_skip
+        p_, t_ = pred[:, k:].float().flatten(0, 1), b["target"][:, k:].flatten(0, 1)
+    else:
+        # in display space too (the sRGB curve of the Reinhard map: what PSNR/SSIM/FLIP measure)
+        p_, t_ = pred.float(), b["target"]
+    # pred is Reinhard-mapped; the bloom term needs it linear (colour_inverse clamps it to the contract's cap)
+    lin = colour_inverse(p_) if cfg.bloom_weight else None
+    loss, parts = run.loss_fn(srgb_encode(p_), to_display(t_), lin, t_)
+    if not torch.isfinite(loss):
+        raise FitError(f"loss became {float(loss)} at step {run.step}; lower --lr (now {cfg.lr})")
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.opt.step()
+    run.step += 1
+    return lr, parts
+
+
+def validate_and_checkpoint(run: Run) -> None:
+    """Validation figures to TensorBoard and the console; best.pt when they improve, last.pt always."""
     from tqdm import tqdm
 
-    per_rank = max(1, cfg.batch // d.world)
-    metrics: dict = dict(ckpt.get("metrics", {})) if ckpt else {}
+    cfg, step, writer, metrics = run.cfg, run.step, run.writer, run.metrics
+    v = validate(run.model, run.val_ds, run.device, cfg.val_windows, run.amp_ctx)
+    img = v.pop("image")
+    for k, val in v.items():
+        writer.add_scalar(f"val/{k}", val, step)
+    if cfg.image_every == 0 or step % cfg.image_every == 0:
+        writer.add_image("val/input_output_target", img, step)
+    writer.flush()
+    metrics.update({f"val_{k}": val for k, val in v.items()})
+    metrics["step"] = step
+    tqdm.write(f"step {step}: val PSNR {v['psnr']:.2f} dB (bicubic {v['bicubic_psnr']:.2f}), "
+               f"SSIM {v['ssim']:.4f} (bicubic {v['bicubic_ssim']:.4f})")
+    out = Path(cfg.out)
+    if v["psnr"] > run.best_psnr:
+        run.best_psnr = v["psnr"]
+        metrics["best_psnr"] = run.best_psnr
+        metrics["best_step"] = step
+        run.save(out / "best.pt")
+    metrics["best_psnr"] = run.best_psnr
+    run.save(out / "last.pt")
+
+
+def loop(run: Run, stop: dict) -> None:
+    """Steps until cfg.steps (or --max-minutes): logging, validation and checkpoints on their schedules."""
+    from tqdm import tqdm
+
+    cfg, d = run.cfg, run.d
     t0 = time.time()
-    bar = tqdm(total=cfg.steps, initial=step, desc="fit", unit="step", disable=not d.main, dynamic_ncols=True)
-    model.train()
-    # Ctrl-C sets a flag; the loop stops at the next step boundary so last.pt is exactly "after step N"
-    stop = {"flag": False}
-    old_handler = None
-    if d.main and threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
-            if stop["flag"]:
-                raise KeyboardInterrupt  # second Ctrl-C: give up now
-            stop["flag"] = True
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    interrupted = False
+    bar = tqdm(total=cfg.steps, initial=run.step, desc="fit", unit="step", disable=not d.main, dynamic_ncols=True)
     try:
-        while step < cfg.steps:
+        while run.step < cfg.steps:
             if stop["flag"]:
                 raise KeyboardInterrupt
-            epoch, idx = batch_indices(len(train_ds), cfg.batch, step, cfg.seed)
-            train_ds.set_epoch(epoch)
-            mine = idx[d.rank * per_rank:(d.rank + 1) * per_rank] or idx[:per_rank]
-            b = collate([train_ds[i] for i in mine])
-            b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            lr = lr_at(cfg, step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with amp_ctx():
-                if recurrent:
-                    pred = net(b["colour"], b["depth"], b["motion"], b["jitter"], b["reset"])
-                else:
-                    pred = net(b["colour"], b["depth"], b["motion"], b["jitter"])
-            if recurrent:  # frames loss_skip.. of every window, in display space (what the metrics measure)
-                k = cfg.loss_skip
-                p_, t_ = pred[:, k:].float().flatten(0, 1), b["target"][:, k:].flatten(0, 1)
-            else:
-                # in display space too (the sRGB curve of the Reinhard map: what PSNR/SSIM/FLIP measure)
-                p_, t_ = pred.float(), b["target"]
-            # pred is Reinhard-mapped; the bloom term needs it linear (colour_inverse clamps it to the contract's cap)
-            lin = colour_inverse(p_) if cfg.bloom_weight else None
-            loss, parts = loss_fn(srgb_encode(p_), to_display(t_), lin, t_)
-            if not torch.isfinite(loss):
-                raise FitError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
+            lr, parts = train_step(run)
+            step = run.step
             bar.update(1)
             if d.main and (step % cfg.log_every == 0 or step == cfg.steps):
                 bar.set_postfix(loss=f"{parts['total']:.4f}", lr=f"{lr:.2e}")
                 for k, v in parts.items():
-                    writer.add_scalar(f"loss/{k}", v, step)
-                writer.add_scalar("lr", lr, step)
+                    run.writer.add_scalar(f"loss/{k}", v, step)
+                run.writer.add_scalar("lr", lr, step)
             if step % cfg.val_every == 0 or step == cfg.steps:
                 if d.main:
-                    v = validate(model, val_ds, device, cfg.val_windows, amp_ctx)
-                    img = v.pop("image")
-                    for k, val in v.items():
-                        writer.add_scalar(f"val/{k}", val, step)
-                    if cfg.image_every == 0 or step % cfg.image_every == 0:
-                        writer.add_image("val/input_output_target", img, step)
-                    writer.flush()
-                    metrics.update({f"val_{k}": val for k, val in v.items()})
-                    metrics["step"] = step
-                    tqdm.write(f"step {step}: val PSNR {v['psnr']:.2f} dB (bicubic {v['bicubic_psnr']:.2f}), "
-                               f"SSIM {v['ssim']:.4f} (bicubic {v['bicubic_ssim']:.4f})")
-                    if v["psnr"] > best_psnr:
-                        best_psnr = v["psnr"]
-                        metrics["best_psnr"] = best_psnr
-                        metrics["best_step"] = step
-                        save(best, dict(metrics))
-                    metrics["best_psnr"] = best_psnr
-                    save(last, dict(metrics))
+                    validate_and_checkpoint(run)
                 if d.world > 1:
                     torch.distributed.barrier()
             if cfg.max_minutes and (time.time() - t0) > 60 * cfg.max_minutes and step < cfg.steps:
                 if d.main:
                     log.warning("--max-minutes %.1f reached at step %d: saving; continue with --resume",
                                 cfg.max_minutes, step)
-                    metrics["step"] = step
-                    save(last, dict(metrics))
+                    run.metrics["step"] = step
+                    run.save(Path(cfg.out) / "last.pt")
                 break
+    finally:
+        bar.close()
+
+
+def _catch_sigint(d: Dist, stop: dict):
+    """Ctrl-C sets stop["flag"]; the loop stops at the next step boundary so last.pt is exactly "after step N".
+    Returns the previous handler (None when not installed)."""
+    if not (d.main and threading.current_thread() is threading.main_thread()):
+        return None
+
+    def on_sigint(signum, frame):
+        if stop["flag"]:
+            raise KeyboardInterrupt  # second Ctrl-C: give up now
+        stop["flag"] = True
+    return signal.signal(signal.SIGINT, on_sigint)
+
+
+def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False, local_rank: int = 0) -> dict:
+    """Run (or resume) a training; returns the final metrics. Raises FitError/CheckpointError/FrameError."""
+    d = setup_dist(cfg, local_rank)
+    device = pick_device(cfg, d)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ckpt = resolve_config(cfg, d, resume, overwrite)
+    train_dirs, val_dirs = resolve_data(cfg, d)
+    init_cfg, init_src = resolve_init(cfg, ckpt)
+    recurrent = architecture(init_cfg.name if init_cfg is not None else cfg.preset).MODEL.recurrent
+    datasets = make_datasets(cfg, recurrent, train_dirs, val_dirs)
+    scale = datasets[0].scale
+    mcfg = model_config(cfg, scale, init_cfg, ckpt)
+    init_ckpt = init_src if init_cfg is not None and ckpt is None else None
+    summary = {"root": ", ".join(cfg.data), "scale": scale,
+               "train_sequences": [str(p) for p in train_dirs], "val_sequences": [str(p) for p in val_dirs],
+               "train_windows": len(datasets[0]), "val_windows": len(datasets[1])}
+    run = build_run(cfg, d, device, mcfg, ckpt, init_ckpt, datasets, summary)
+    if d.main:
+        open_log(run)
+    t0 = time.time()
+    run.model.train()
+    stop = {"flag": False}
+    old_handler = _catch_sigint(d, stop)
+    try:
+        loop(run, stop)
     except KeyboardInterrupt:
-        interrupted = True
         if d.main:
-            metrics["step"] = step
-            save(last, dict(metrics))
-            tqdm.write(f"interrupted at step {step}: saved {last}; continue with --resume")
+            run.metrics["step"] = run.step
+            run.save(Path(cfg.out) / "last.pt")
+            from tqdm import tqdm
+            tqdm.write(f"interrupted at step {run.step}: saved {Path(cfg.out) / 'last.pt'}; continue with --resume")
+        raise
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
-        bar.close()
-        if writer is not None:
-            writer.close()
+        if run.writer is not None:
+            run.writer.close()
         if d.world > 1:
             torch.distributed.destroy_process_group()
-    if interrupted:
-        raise KeyboardInterrupt
-    metrics["minutes"] = (time.time() - t0) / 60
-    return metrics
+    run.metrics["minutes"] = (time.time() - t0) / 60
+    return run.metrics
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Training loss (1 - SSIM + 0.1 * VGG-16 perceptual) and the image metrics shared by fit and evaluate.
+"""Training loss (1 - SSIM + 0.1 * VGG-16 perceptual) and the display transform it and the metrics use.
 
 fit applies the loss on DISPLAY values (the sRGB curve of the model's Reinhard-mapped
 output, `srgb_encode`), the space the metrics use, so dark regions weigh in training
@@ -10,9 +10,9 @@ come from a local file in torchvision's layout (`features.N.weight/bias`, e.g.
 vgg16-397923af.pth), given with --vgg-weights. Without one, training uses
 1 - SSIM + L1 and says so in the log.
 
-Metrics (PSNR, SSIM) are computed on DISPLAY values: Reinhard tone map, then the
-sRGB transfer curve, clipped to [0, 1] (`to_display`). PSNR over several frames is
-the PSNR of their mean MSE (`psnr_from_mse`), everywhere.
+Metrics (nss_train.eval.metrics: PSNR, SSIM, FLIP) are computed on DISPLAY values: Reinhard
+tone map, then the sRGB transfer curve, clipped to [0, 1] (`to_display`). PSNR over several
+frames is the PSNR of their mean MSE (`psnr_from_mse`), everywhere.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nss_train.eval.metrics import ssim
 from nss_train.models.geometry import colour_forward
 
 log = logging.getLogger("nss_train.train.losses")
@@ -30,9 +31,10 @@ log = logging.getLogger("nss_train.train.losses")
 DISPLAY = "Reinhard x/(1+x), then sRGB transfer curve, clipped to [0, 1]"
 
 
-# --- display transform and metrics ------------------------------------------------------
+# --- display transform ----------------------------------------------------------------------
 
 def srgb_encode(x: torch.Tensor) -> torch.Tensor:
+    """nss_runtime.display.srgb_encode in torch, differentiable (the gradient of the curve stays finite at 0)."""
     x = torch.clamp(x, 0.0, 1.0)
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * torch.pow(torch.clamp(x, min=0.0031308), 1 / 2.4) - 0.055)
 
@@ -40,56 +42,6 @@ def srgb_encode(x: torch.Tensor) -> torch.Tensor:
 def to_display(linear: torch.Tensor) -> torch.Tensor:
     """Linear HDR RGB -> display values in [0, 1] (see DISPLAY)."""
     return srgb_encode(colour_forward(linear))
-
-
-def _gaussian(size: int = 11, sigma: float = 1.5, device=None, dtype=torch.float32) -> torch.Tensor:
-    ax = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(ax ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduce: bool = True) -> torch.Tensor:
-    """SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5, valid region) of [B,C,H,W] images in [0, data_range].
-
-    reduce=False gives one value per image [B]."""
-    C = x.shape[1]
-    g = _gaussian(device=x.device, dtype=x.dtype)
-    size = g.numel()
-    if min(x.shape[-2:]) < size:  # tiny crops: shrink the window rather than fail
-        size = min(x.shape[-2:])
-        size -= 1 - size % 2
-        g = _gaussian(size, 1.5 * size / 11, x.device, x.dtype)
-    kx = g.view(1, 1, 1, -1).expand(C, 1, 1, -1)
-    ky = g.view(1, 1, -1, 1).expand(C, 1, -1, 1)
-
-    def blur(t):
-        return F.conv2d(F.conv2d(t, kx, groups=C), ky, groups=C)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean() if reduce else s.flatten(1).mean(1)
-
-
-def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
-    """THE PSNR of this project, for one image or many: 10 log10(range^2 / MSE), MSE the mean squared error over
-    all pixels of all images (frames, windows) it covers: the PSNR of the mean MSE, never a mean of per-frame
-    PSNRs (a frame where a method is exact would read ~120 dB and outweigh every other frame). MSE floored at
-    1e-12 (120 dB)."""
-    import math
-    return 10.0 * math.log10(data_range ** 2 / max(float(mse), 1e-12))
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduce: bool = True) -> torch.Tensor:
-    """PSNR of [B,C,H,W] images: reduce=True gives the PSNR of the mean MSE over the batch (`psnr_from_mse`),
-    reduce=False one PSNR per image [B]."""
-    mse = ((x - y) ** 2).flatten(1).mean(1)
-    if reduce:
-        mse = mse.mean()
-    return 10 * torch.log10(data_range ** 2 / mse.clamp(min=1e-12))
 
 
 # --- VGG-16 --------------------------------------------------------------------------------

@@ -291,9 +291,9 @@ func _find_client(n: Node) -> NeuralSSRuntimeClient:
 
 func _jitter() -> void:
 	root.size = Vector2i(320, 180)
-	ProjectSettings.set_setting("neural_ss/runtime_token", args.get("token", ""))
+	OS.set_environment(NeuralSSSettings.TOKEN_ENV, args.get("token", ""))  # a secret: never a setting
 	for name: String in ["plain", "jitter"]:
-		ProjectSettings.set_setting("neural_ss/runtime_port", int(args.get("port-jitter" if name == "jitter"
+		ProjectSettings.set_setting("neural_ss/python/port", int(args.get("port-jitter" if name == "jitter"
 				else "port-plain", "0")))
 		ns = NeuralSSViewport.new()
 		ns.show_stats = 0

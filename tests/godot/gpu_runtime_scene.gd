@@ -108,8 +108,8 @@ func _on_frame(frame: NeuralSSFrame) -> void:
 		phase = 2
 		ns.frame_captured.disconnect(_on_frame)
 		var backend := ns.get_node_or_null("NeuralSSGpuBackend")
-		if backend != null:
-			backend.call("stop_recording")
+		if ns.hooks != null:
+			ns.hooks.stop_recording()
 		var eff := _effect()
 		readbacks_at_phase2 = eff.readbacks if eff != null else -1
 		runs_at_phase2 = _runner_frames(backend)

@@ -198,7 +198,7 @@ func _start() -> bool:
 			scene.add_child(_ns)  # the addon's node, added the way a user adds it
 		_ns.set("scale_factor", scale)
 		_ns.set("show_stats", 0)
-		_ns.set("mode", 2)  # NeuralSSViewport.Mode.NEURAL
+		_ns.set("mode", NeuralSSViewport.Mode.NEURAL)
 		if jitter and "jitter" in _ns:
 			_ns.set("jitter", true)
 		for n: Node in _ns.find_children("*", "", true, false):

@@ -11,6 +11,7 @@ extends Node
 ## "neural_ss: BILINEAR fallback: ..." with what is missing and how to fix it), once per outage, and
 ## the client reconnects (relaunching the runtime when it started it) with exponential backoff,
 ## silently. "started runtime" is printed only for a process that really started (it reported its port).
+## The bytes on the wire: NeuralSSRuntimeWire; the process it starts: NeuralSSRuntimeProcess.
 
 ## A fresh upscaled frame: linear RGB(A) in RGBAH/RGBAF, [param frame_index] is the frame it upscales.
 signal upscaled(image: Image, frame_index: int)
@@ -18,37 +19,6 @@ signal upscaled(image: Image, frame_index: int)
 signal state_changed(state: State, message: String)
 
 enum State { OFF, LAUNCHING, CONNECTING, HANDSHAKE, READY, BACKOFF, DIAGNOSING }
-
-const PROTOCOL_VERSION := 1
-const HELLO := 1
-const WELCOME := 2
-const FRAME := 3
-const RESULT := 4
-const ERROR := 5
-const BYE := 6
-const HEADER_SIZE := 12
-const FRAME_HEAD_SIZE := 24
-const RESULT_HEAD_SIZE := 20
-const FLAG_CUT := 1
-const FLAG_RESIZE := 2
-const FMT_F32 := 1
-const FMT_F16 := 2
-const MAX_SMALL_PAYLOAD := 4096
-const MAX_RESULT_PAYLOAD := RESULT_HEAD_SIZE + 4096 * 4096 * 16
-const ERROR_NAMES := {
-	1: "BAD_TOKEN", 2: "BAD_VERSION", 3: "BAD_HEADER", 4: "TOO_LARGE", 5: "BAD_FRAME", 6: "MODEL",
-	7: "BUSY", 8: "TIMEOUT", 9: "NOT_READY",
-}
-const TOKEN_ENV := "NSS_RUNTIME_TOKEN"
-## Run with the runtime's Python when the runtime died during start-up: which of its imports fail.
-const PROBE := "import json, os, sys\nr = {'python': sys.version.split()[0]}\nfor m in ('numpy', 'onnxruntime'):\n" \
-		+ "    try:\n        __import__(m)\n        r[m] = ''\n    except Exception as e:\n" \
-		+ "        r[m] = '%s: %s' % (type(e).__name__, e)\nwith open(sys.argv[1] + '.tmp', 'w') as f:\n" \
-		+ "    json.dump(r, f)\nos.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
-const FIX_HINT := "install them with `%s -m pip install numpy onnxruntime` (onnxruntime-gpu for CUDA), or set " \
-		+ "neural_ss/runtime_command to a Python that has them"
-const _RX_HEADER := 0
-const _RX_RESULT_HEAD := 100  # a RESULT's fixed part; its pixels are read as RESULT
 
 ## Host of the runtime (loopback only: the runtime never listens elsewhere).
 var host: String = "127.0.0.1"
@@ -96,14 +66,8 @@ var counters: Dictionary = {
 }
 
 var _peer: StreamPeerTCP
-var _pid: int = -1
+var _runtime_process := NeuralSSRuntimeProcess.new()
 var _pid_announced: int = -1
-var _exe: String = ""
-var _launch_args: PackedStringArray = PackedStringArray()
-var _probe_file: String = ""
-var _probe_pid: int = -1
-var _diagnosed: bool = false
-var _ready_file: String = ""
 var _connect_port: int = 0
 var _state_since_ms: float = 0.0
 var _backoff_s: float = 0.0
@@ -116,11 +80,8 @@ var _in_flight: Dictionary = {}  # frame index -> {"sent_ms", "size"}
 var _skipped: int = 0
 var _last_sent_index: int = -1
 var _last_size: Vector2i = Vector2i.ZERO
-# receive state machine: a header, then a payload; RESULT pixels go straight into one buffer
-var _rx_need: int = HEADER_SIZE
+var _wire := NeuralSSRuntimeWire.new()
 var _rx_buf: PackedByteArray = PackedByteArray()
-var _rx_type: int = 0
-var _rx_result: Dictionary = {}
 var _result_times: Array[float] = []
 
 
@@ -146,12 +107,9 @@ func start() -> void:
 ## Says goodbye, closes the socket and ends a runtime this client launched.
 func shutdown() -> void:
 	if _peer != null and _peer.get_status() == StreamPeerTCP.STATUS_CONNECTED:
-		_peer.put_partial_data(_header(BYE, 0))
+		_peer.put_partial_data(NeuralSSRuntimeWire.header(NeuralSSRuntimeWire.BYE, 0))
 	_close()
-	if _pid > 0:
-		if OS.is_process_running(_pid):
-			OS.kill(_pid)
-		_pid = -1
+	_runtime_process.kill()
 	_set_state(State.OFF, "")
 
 
@@ -189,22 +147,12 @@ func _submit(frame: NeuralSSFrame) -> bool:
 		return false
 	var flags := 0
 	if frame.camera_cut:
-		flags |= FLAG_CUT
+		flags |= NeuralSSRuntimeWire.FLAG_CUT
 	if frame.size != _last_size:
-		flags |= FLAG_RESIZE
+		flags |= NeuralSSRuntimeWire.FLAG_RESIZE
 	# frames the game rendered but did not send: the runtime extrapolates motion or resets history
 	var skipped := 0 if (_last_sent_index < 0 or flags != 0) else clampi(frame.index - _last_sent_index - 1, 0, 65535)
-	var head := PackedByteArray()
-	head.resize(HEADER_SIZE + FRAME_HEAD_SIZE)
-	_write_header(head, FRAME, FRAME_HEAD_SIZE + frame.colour_depth.size() + frame.motion.size())
-	head.encode_u32(12, frame.index & 0xFFFFFFFF)
-	head.encode_u16(16, frame.size.x)
-	head.encode_u16(18, frame.size.y)
-	head.encode_u32(20, flags)
-	head.encode_float(24, clampf(frame.jitter.x, -0.5, 0.5))
-	head.encode_float(28, clampf(frame.jitter.y, -0.5, 0.5))
-	head.encode_u16(32, FMT_F32)
-	head.encode_u16(34, skipped)
+	var head := NeuralSSRuntimeWire.frame_head(frame, flags, skipped)
 	_send_queue.append(head)
 	_send_queue.append(frame.colour_depth)
 	_send_queue.append(frame.motion)
@@ -265,135 +213,42 @@ func _attempt() -> void:
 	if port > 0:
 		_connect(port)
 		return
-	if _pid > 0 and OS.is_process_running(_pid) and FileAccess.file_exists(_ready_file):
-		_connect(_read_port())
+	if _runtime_process.reported_port() > 0:
+		_connect(_runtime_process.reported_port())
 		return
-	_launch()
-
-
-func _launch() -> void:
-	if _pid > 0 and OS.is_process_running(_pid):
-		OS.kill(_pid)
-	var default_python := "python" if OS.get_name() == "Windows" else "python3"
-	var argv := (command if not command.strip_edges().is_empty() else default_python).strip_edges().split(" ", false)
-	var exe := argv[0]
-	var args := argv.slice(1)
-	_exe = exe
-	_launch_args = args.duplicate()
-	if find_executable(exe).is_empty():
-		var where := ("'%s' does not exist" % exe) if exe.contains("/") or exe.contains("\\") \
-				else ("'%s' is not on PATH" % exe)
-		_fail(("no Python to run the runtime: %s; install Python 3 with numpy + onnxruntime "
-				+ "(`python3 -m pip install numpy onnxruntime`) or set neural_ss/runtime_command to such a Python")
-				% where)
+	var runtime_dir := NeuralSSRuntimeProcess.global_path(
+			get_script().resource_path.get_base_dir().path_join("../runtime")).simplify_path()
+	var why := _runtime_process.launch(command, model_path, providers, runtime_dir)
+	if not why.is_empty():
+		_fail(why)
 		return
-	var model := _global_path(model_path)
-	if model.is_empty() or (model != "identity" and not FileAccess.file_exists(model)):
-		_fail("model file not found: '%s' (neural_ss/model_path or --nss-model; the addon's default is "
-				% model_path + "res://addons/neural_ss/models/default_x2.onnx)")
-		return
-	token = Crypto.new().generate_random_bytes(16).hex_encode()
-	# the token travels in the environment, not on the command line other users can read
-	OS.set_environment(TOKEN_ENV, token)
-	var runtime_dir := _global_path(get_script().resource_path.get_base_dir().path_join("../runtime")).simplify_path()
-	var sep := ";" if OS.get_name() == "Windows" else ":"
-	var pypath := OS.get_environment("PYTHONPATH")
-	if not pypath.split(sep).has(runtime_dir):
-		OS.set_environment("PYTHONPATH", runtime_dir + (sep + pypath if not pypath.is_empty() else ""))
-	_ready_file = OS.get_user_data_dir().path_join("nss_runtime_%d.json" % OS.get_process_id())
-	if FileAccess.file_exists(_ready_file):
-		DirAccess.remove_absolute(_ready_file)
-	args.append_array(PackedStringArray(["-m", "nss_runtime.server", "--model", model, "--port", "0",
-			"--ready-file", _ready_file, "--parent-pid", str(OS.get_process_id()), "--providers", providers]))
-	_pid = OS.create_process(exe, args)
-	_launch_args = args
-	if _pid <= 0:
-		_fail("could not start the runtime '%s' (set neural_ss/runtime_command to a Python with numpy + onnxruntime)"
-				% exe)
-		return
+	token = _runtime_process.token
 	_set_state(State.LAUNCHING, "")
 
 
 func _poll_launch(now: float) -> void:
-	if FileAccess.file_exists(_ready_file):
-		var p := _read_port()
-		if p > 0:
-			if _pid != _pid_announced:  # printed only now: the process really started and listens
-				_pid_announced = _pid
-				print("neural_ss: started runtime (pid %d): %s %s" % [_pid, _exe, " ".join(_launch_args)])
-			_connect(p)
+	var p := _runtime_process.reported_port()
+	if p > 0:
+		if _runtime_process.pid != _pid_announced:  # printed only now: the process really started and listens
+			_pid_announced = _runtime_process.pid
+			print("neural_ss: started runtime (pid %d): %s %s" % [_runtime_process.pid, _runtime_process.exe,
+					" ".join(_runtime_process.launch_args)])
+		_connect(p)
+		return
+	if not _runtime_process.running():
+		if not _runtime_process.diagnosed and _runtime_process.start_probe():
+			_set_state(State.DIAGNOSING, "")
 			return
-	if not OS.is_process_running(_pid):
-		if not _diagnosed and _start_probe():
-			return
-		_fail("the runtime exited during start-up ('%s' has numpy and onnxruntime: see its output above)" % _exe)
+		_fail("the runtime exited during start-up ('%s' has numpy and onnxruntime: see its output above)"
+				% _runtime_process.exe)
 	elif now - _state_since_ms > launch_timeout_s * 1000.0:
 		_fail("the runtime did not report its port within %d s" % int(launch_timeout_s))
 
 
-# The runtime died before reporting its port: ask the same Python which import fails (once, without
-# blocking the game), so the one warning can say what to install.
-func _start_probe() -> bool:
-	_diagnosed = true
-	_probe_file = OS.get_user_data_dir().path_join("nss_runtime_probe_%d.json" % OS.get_process_id())
-	if FileAccess.file_exists(_probe_file):
-		DirAccess.remove_absolute(_probe_file)
-	var args := PackedStringArray()
-	for a: String in _launch_args:
-		if a == "-m":
-			break
-		args.append(a)
-	args.append_array(PackedStringArray(["-c", PROBE, _probe_file]))
-	_probe_pid = OS.create_process(_exe, args)
-	if _probe_pid <= 0:
-		return false
-	_set_state(State.DIAGNOSING, "")
-	return true
-
-
 func _poll_probe(now: float) -> void:
-	if FileAccess.file_exists(_probe_file):
-		var data: Variant = JSON.parse_string(FileAccess.get_file_as_string(_probe_file))
-		DirAccess.remove_absolute(_probe_file)
-		var missing := PackedStringArray()
-		if data is Dictionary:
-			for m: String in ["numpy", "onnxruntime"]:
-				if not str((data as Dictionary).get(m, "")).is_empty():
-					missing.append("%s (%s)" % [m, (data as Dictionary)[m]])
-		if missing.is_empty():
-			_fail("the runtime exited during start-up although '%s' has numpy and onnxruntime: see its output above"
-					% _exe)
-		else:
-			_fail(("'%s' (Python %s) cannot import %s; " + FIX_HINT) % [_exe,
-					str((data as Dictionary).get("python", "?")), ", ".join(missing), _exe])
-	elif not OS.is_process_running(_probe_pid) and now - _state_since_ms > 500.0 \
-			or now - _state_since_ms > 30000.0:
-		_fail("the runtime exited during start-up and '%s' could not run a Python check: is it Python 3? " % _exe
-				+ "Set neural_ss/runtime_command to a Python 3 with numpy + onnxruntime")
-
-
-## The full path of [param exe] (as given when it has a directory part, else found on PATH); empty when
-## there is no such file.
-static func find_executable(exe: String) -> String:
-	if exe.is_empty():
-		return ""
-	var windows := OS.get_name() == "Windows"
-	if exe.contains("/") or exe.contains("\\") or exe.is_absolute_path():
-		return exe if FileAccess.file_exists(exe) or (windows and FileAccess.file_exists(exe + ".exe")) else ""
-	for dir: String in OS.get_environment("PATH").split(";" if windows else ":", false):
-		for name: String in ([exe, exe + ".exe"] if windows else [exe]):
-			var p := dir.path_join(name)
-			if FileAccess.file_exists(p):
-				return p
-	return ""
-
-
-func _read_port() -> int:
-	var text := FileAccess.get_file_as_string(_ready_file)
-	var data: Variant = JSON.parse_string(text)
-	if data is Dictionary and (data as Dictionary).has("port"):
-		return int(data["port"])
-	return 0
+	var verdict := _runtime_process.probe_verdict(now - _state_since_ms)
+	if not verdict.is_empty():
+		_fail(verdict)
 
 
 func _connect(p: int) -> void:
@@ -411,14 +266,7 @@ func _poll_connecting(now: float) -> void:
 	match _peer.get_status():
 		StreamPeerTCP.STATUS_CONNECTED:
 			_peer.set_no_delay(true)
-			var tok := token.to_ascii_buffer()
-			var msg := PackedByteArray()
-			msg.resize(HEADER_SIZE + 10)
-			_write_header(msg, HELLO, 10 + tok.size())
-			msg.encode_u32(12, PROTOCOL_VERSION)
-			msg.encode_u32(16, 1 if f32_output else 0)
-			msg.encode_u16(20, tok.size())
-			msg.append_array(tok)
+			var msg := NeuralSSRuntimeWire.hello(token, f32_output)
 			_reset_rx()
 			_send_queue.clear()
 			_send_offset = 0
@@ -457,9 +305,8 @@ func _fail(reason: String, fatal_from_runtime: bool = false) -> void:
 			push_warning("neural_ss: BILINEAR fallback: runtime unavailable: %s; retrying in the background" % reason)
 	else:
 		print_verbose("neural_ss: runtime still unavailable: %s" % reason)
-	if port == 0 and _pid > 0 and OS.is_process_running(_pid) and not fatal_from_runtime:
-		OS.kill(_pid)  # a hung or half-dead runtime this client started: start a fresh one
-		_pid = -1
+	if port == 0 and _runtime_process.running() and not fatal_from_runtime:
+		_runtime_process.kill()  # a hung or half-dead runtime this client started: start a fresh one
 	_retry_at_ms = _now_ms() + _backoff_s * 1000.0
 	_backoff_s = minf(maxf(_backoff_s * 2.0, backoff_min_s), backoff_max_s)
 	_set_state(State.BACKOFF, reason)
@@ -495,7 +342,7 @@ func _receive() -> void:
 		var avail := _peer.get_available_bytes()
 		if avail <= 0:
 			return
-		var want := mini(avail, _rx_need - _rx_buf.size())
+		var want := mini(avail, _wire.need - _rx_buf.size())
 		var res: Array = _peer.get_partial_data(want)
 		if res[0] != OK:
 			_fail("reading from the runtime failed (%s)" % error_string(res[0]))
@@ -505,109 +352,56 @@ func _receive() -> void:
 			_rx_buf = got
 		else:
 			_rx_buf.append_array(got)
-		if _rx_buf.size() == _rx_need:
-			_on_chunk()
+		if _rx_buf.size() == _wire.need:
+			var chunk := _rx_buf
+			_rx_buf = PackedByteArray()
+			var msg := _wire.take(chunk, state == State.HANDSHAKE)
+			if not msg.is_empty():
+				_on_message(msg)
 
 
 func _reset_rx() -> void:
-	_rx_need = HEADER_SIZE
-	_rx_buf = PackedByteArray()
-	_rx_type = 0
-	_rx_result = {}
-
-
-func _next(need: int, type: int) -> void:
-	_rx_need = need
-	_rx_type = type
+	_wire.reset()
 	_rx_buf = PackedByteArray()
 
 
-func _on_chunk() -> void:
-	var b := _rx_buf
-	match _rx_type:
-		_RX_HEADER:
-			if b.slice(0, 4).get_string_from_ascii() != "NSSR":
-				_fail("the runtime sent a bad header (not an NSS runtime on this port?)")
-				return
-			var type := b.decode_u16(4)
-			var length := b.decode_u32(8)
-			var limit := MAX_RESULT_PAYLOAD if type == RESULT else MAX_SMALL_PAYLOAD
-			var ok_type := type == ERROR or (type == WELCOME and state == State.HANDSHAKE) \
-					or (type == RESULT and state == State.READY)
-			if not ok_type or length > limit or (type == RESULT and length < RESULT_HEAD_SIZE):
-				_fail("unexpected message from the runtime (type %d, %d bytes)" % [type, length])
-				return
-			if type == RESULT:
-				_next(RESULT_HEAD_SIZE, _RX_RESULT_HEAD)  # its fixed part first, then the pixels alone
-				_rx_result = {"length": length}
-			elif length == 0:
-				_on_message(type, PackedByteArray())
-				_next(HEADER_SIZE, 0)
+func _on_message(msg: Dictionary) -> void:
+	match int(msg["type"]):
+		NeuralSSRuntimeWire.BAD:
+			_fail(str(msg["reason"]))
+		NeuralSSRuntimeWire.WELCOME:
+			_on_welcome(msg["info"])
+		NeuralSSRuntimeWire.RESULT:
+			_on_result(msg)
+		NeuralSSRuntimeWire.ERROR:
+			var what := "%s: %s" % [msg["name"], msg["text"]]
+			counters["errors"] += 1
+			if bool(msg["fatal"]):
+				# the runtime's own words reach the Godot output (e.g. "model x.onnx: not an NSS model")
+				_fail(what, state == State.HANDSHAKE)
 			else:
-				_next(length, type)
-		_RX_RESULT_HEAD:
-			var w := b.decode_u16(4)
-			var h := b.decode_u16(6)
-			var fmt := b.decode_u32(8)
-			var bpp := 16 if fmt == FMT_F32 else 8
-			if w == 0 or h == 0 or int(_rx_result["length"]) != RESULT_HEAD_SIZE + w * h * bpp \
-					or (fmt != FMT_F32 and fmt != FMT_F16):
-				_fail("the runtime sent a malformed result (%dx%d, format %d)" % [w, h, fmt])
-				return
-			_rx_result.merge({"id": b.decode_u32(0), "w": w, "h": h, "fmt": fmt,
-					"infer_ms": b.decode_float(12), "server_ms": b.decode_float(16)})
-			_next(w * h * bpp, RESULT)
-		RESULT:
-			_on_result(b)
-			_next(HEADER_SIZE, 0)
-		_:
-			var t := _rx_type
-			_next(HEADER_SIZE, 0)
-			_on_message(t, b)
+				_in_flight.erase(int(msg["id"]))
+				_warn_once("err%d" % int(msg["code"]), "neural_ss: runtime rejected frame %d: %s" % [msg["id"], what])
 
 
-func _on_message(type: int, p: PackedByteArray) -> void:
-	if type == WELCOME:
-		if p.size() < 34:
-			_fail("the runtime sent a short WELCOME")
-			return
-		var n := p.decode_u16(32)
-		var info: Variant = JSON.parse_string(p.slice(34, 34 + n).get_string_from_utf8())
-		model_info = info if info is Dictionary else {}
-		model_info["scale"] = p.decode_u32(4)
-		model_info["multiple"] = maxi(1, p.decode_u32(16))
-		counters["connections"] += 1
-		var what := "model %s (%s, x%d%s) on %s" % [model_info.get("name", "?"), model_info.get("preset", "?"),
-				model_info["scale"], ", jittered input" if bool(model_info.get("jitter", false)) else "",
-				model_info.get("provider", "?")]
-		if _outage_warned and counters["connections"] > 1:
-			print("neural_ss: NEURAL again, runtime reconnected: %s" % what)
-		elif counters["connections"] == 1 or _outage_warned:
-			var via := ("at %s:%d" % [host, port]) if port > 0 else ("'%s' (pid %d)" % [_exe, _pid])
-			print("neural_ss: NEURAL via runtime %s: %s" % [via, what])
-		_outage_warned = false
-		_backoff_s = backoff_min_s
-		_set_state(State.READY, "")
-	elif type == ERROR:
-		if p.size() < 8:
-			_fail("the runtime sent a short ERROR")
-			return
-		var id := p.decode_u32(0)
-		var code := p.decode_u16(4)
-		var fatal := p.decode_u16(6) != 0
-		var text := p.slice(8).get_string_from_utf8()
-		var what := "%s: %s" % [ERROR_NAMES.get(code, str(code)), text]
-		counters["errors"] += 1
-		if fatal:
-			# the runtime's own words reach the Godot output (e.g. "model x.onnx: not an NSS model")
-			_fail(what, state == State.HANDSHAKE)
-		else:
-			_in_flight.erase(id)
-			_warn_once("err%d" % code, "neural_ss: runtime rejected frame %d: %s" % [id, what])
+func _on_welcome(info: Dictionary) -> void:
+	model_info = info
+	counters["connections"] += 1
+	var what := "model %s (%s, x%d%s) on %s" % [model_info.get("name", "?"), model_info.get("preset", "?"),
+			model_info["scale"], ", jittered input" if bool(model_info.get("jitter", false)) else "",
+			model_info.get("provider", "?")]
+	if _outage_warned and counters["connections"] > 1:
+		print("neural_ss: NEURAL again, runtime reconnected: %s" % what)
+	elif counters["connections"] == 1 or _outage_warned:
+		var via := ("at %s:%d" % [host, port]) if port > 0 else ("'%s' (pid %d)" % [_runtime_process.exe, _runtime_process.pid])
+		print("neural_ss: NEURAL via runtime %s: %s" % [via, what])
+	_outage_warned = false
+	_backoff_s = backoff_min_s
+	_set_state(State.READY, "")
 
 
-func _on_result(pixels: PackedByteArray) -> void:
-	var id: int = _rx_result["id"]
+func _on_result(r: Dictionary) -> void:
+	var id: int = r["id"]
 	var sent: Dictionary = _in_flight.get(id, {})
 	_in_flight.erase(id)
 	if sent.is_empty():
@@ -615,8 +409,8 @@ func _on_result(pixels: PackedByteArray) -> void:
 	var now := _now_ms()
 	var latency := now - float(sent["sent_ms"])
 	counters["results"] += 1
-	var runtime_ms: float = _rx_result["server_ms"]
-	stats["inference"] = float(_rx_result["infer_ms"])
+	var runtime_ms: float = r["server_ms"]
+	stats["inference"] = float(r["infer_ms"])
 	stats["runtime"] = runtime_ms
 	stats["transfer"] = maxf(0.0, latency - runtime_ms)
 	stats["latency"] = latency
@@ -627,10 +421,10 @@ func _on_result(pixels: PackedByteArray) -> void:
 	if latency > budget_ms and not lockstep:
 		counters["late"] += 1
 		_warn_once("late", ("neural_ss: BILINEAR fallback while the runtime is slower than the budget (%.0f ms > "
-				+ "neural_ss/runtime_budget_ms %.0f)") % [latency, budget_ms])
+				+ "neural_ss/python/budget_ms %.0f)") % [latency, budget_ms])
 		return
-	var fmt := Image.FORMAT_RGBAF if int(_rx_result["fmt"]) == FMT_F32 else Image.FORMAT_RGBAH
-	var img := Image.create_from_data(int(_rx_result["w"]), int(_rx_result["h"]), false, fmt, pixels)
+	var fmt := Image.FORMAT_RGBAF if int(r["fmt"]) == NeuralSSRuntimeWire.FMT_F32 else Image.FORMAT_RGBAH
+	var img := Image.create_from_data(int(r["w"]), int(r["h"]), false, fmt, r["pixels"])
 	upscaled.emit(img, int(sent["index"]))
 
 
@@ -644,39 +438,14 @@ func _wait_for_result() -> void:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-func _header(type: int, length: int) -> PackedByteArray:
-	var h := PackedByteArray()
-	h.resize(HEADER_SIZE)
-	_write_header(h, type, length)
-	return h
-
-
-func _write_header(buf: PackedByteArray, type: int, length: int) -> void:
-	buf[0] = 0x4E  # N
-	buf[1] = 0x53  # S
-	buf[2] = 0x53  # S
-	buf[3] = 0x52  # R
-	buf.encode_u16(4, type)
-	buf.encode_u16(6, 0)
-	buf.encode_u32(8, length)
-
-
 func _process_note() -> String:
-	if port == 0 and _pid > 0 and not OS.is_process_running(_pid):
-		return " (the runtime process %d has exited)" % _pid
-	return ""
+	return _runtime_process.exit_note() if port == 0 else ""
 
 
 func _warn_once(key: String, message: String) -> void:
 	if not _warned.has(key):
 		_warned[key] = true
 		push_warning(message)
-
-
-static func _global_path(p: String) -> String:
-	if p.begins_with("res://") or p.begins_with("user://"):
-		return ProjectSettings.globalize_path(p)
-	return p
 
 
 static func _now_ms() -> float:

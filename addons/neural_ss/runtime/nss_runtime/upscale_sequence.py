@@ -27,13 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_bytes
-from .contract import colour_forward
+from .display import psnr_from_mse, psnr_reinhard, srgb_encode
 from .session import Session, SessionError
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    x = np.clip(linear, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
 def png_bytes(rgb8: np.ndarray) -> bytes:
@@ -71,11 +66,6 @@ def read_exr_rgb(path: Path) -> np.ndarray:
     with OpenEXR.File(str(path), separate_channels=True) as f:
         ch = f.channels()
         return np.stack([np.asarray(ch[c].pixels, np.float32) for c in "RGB"])
-
-
-def psnr01(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((colour_forward(a) - colour_forward(b)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 def upscale_sequence(model: str | os.PathLike, seq_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -130,7 +120,7 @@ def upscale_sequence(model: str | os.PathLike, seq_dir: str | os.PathLike, out_d
                 write_png(p, out, exposure) if f == "png" else write_exr(p, out)
             summary["written"] += 1
             if fr.target is not None:
-                summary["psnr"].append(psnr01(out, fr.target))
+                summary["psnr"].append(psnr_reinhard(out, fr.target))
         else:
             summary["replayed"] += 1
         if bar is not None:
@@ -184,7 +174,7 @@ def main(argv=None) -> int:
         msg += f"; {1e3 * s['seconds'] / (s['written'] + s['replayed']):.1f} ms/frame on {s['provider']}"
     if s["psnr"]:  # the project's one PSNR: of the mean MSE over the frames (not a mean of per-frame PSNRs)
         mse = float(np.mean([10.0 ** (-p / 10.0) for p in s["psnr"]]))
-        msg += f"; PSNR vs target {10.0 * np.log10(1.0 / mse) if mse > 0 else float('inf'):.2f} dB (of the mean MSE, Reinhard [0,1] space)"
+        msg += f"; PSNR vs target {psnr_from_mse(mse):.2f} dB (of the mean MSE, Reinhard [0,1] space)"
     print(msg)
     return 0
 
