@@ -2,9 +2,9 @@
 // Convolution pass of the NSS GPU runtime (NeuralSSGpuRunner): one invocation computes COUT4 / OSPLIT output
 // vec4 groups (all output channels when OSPLIT = 1) of a BX x BY block of pixels, so every input value is
 // loaded once per tap (not once per output channel) and every weight, read with a dynamically uniform index
-// from a uniform buffer (a scalar broadcast), serves BX * BY pixels. Work group z = which of the OSPLIT parts:
-// on llvmpipe every float of an invocation is a whole SIMD register, so the accumulators are kept to <= ~16
-// floats (BX = BY = 1, OSPLIT = COUT4 / 4) and the inputs are loaded tap by tap, not as a window.
+// from a uniform buffer (a scalar broadcast), serves BX * BY pixels. Work group z = which of the OSPLIT parts.
+// The inputs are loaded tap by tap. Measured on llvmpipe (interleaved, docs/runtime.md): 4 x 1 pixels with all
+// output groups per invocation (the runner's default) beat 1 x 1, 2 x 1, 8 x 1, 16 x 1 and OSPLIT 2-4.
 // The runner puts its #defines right after #version (one pipeline per layer):
 //   K        kernel size (1 or 3)             COUT4  output vec4 groups      ACT  0 none, 1 relu
 //   CIN4     input vec4 groups (A then B)     CA4    groups read from input A (the rest from input B)
