@@ -15,7 +15,7 @@ over the sequence is warm-up; medians over the timed frames, then the median ove
   - per frame: GPU time of the runtime (RenderingDevice timestamps around every dispatch, summed) and ONNX
     Runtime's Session.upscale (CPU provider, 2 threads);
   - per pass: GPU ms and GFLOP/s counting every op the pass fuses (nss_runtime.gpu_program.pass_flops: the
-    rows of nss_train.accum.cost_table); the baseline's kernels are summed into the same passes;
+    rows of nss_train.models.accum.cost_table); the baseline's kernels are summed into the same passes;
   - ONNX Runtime's convolutions (its profiler: Conv node times, same FLOPs) against the conv passes;
   - parity: max |GPU - ORT| on the [0, 1] colour over the frames;
   - "fastest frame": the minimum over all timed frames instead of the median, on both sides (on a shared

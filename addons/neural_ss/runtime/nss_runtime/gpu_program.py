@@ -669,7 +669,7 @@ def accum_output(op: dict, ins: list, prog: dict) -> tuple[np.ndarray, np.ndarra
 
 
 class ProgramSession:
-    """Runs a GPU program frame by frame in numpy, with the same reset rules as nss_runtime.Session."""
+    """Runs a GPU program frame by frame in numpy, with the same reset rules as nss_runtime.session.Session."""
 
     def __init__(self, prog: dict | str | os.PathLike):
         self.prog = prog if isinstance(prog, dict) else load_program(prog)
@@ -718,7 +718,7 @@ def conv_flops(prog: dict, h: int, w: int) -> dict[str, float]:
 
 def pass_flops(prog: dict, h: int, w: int) -> dict[str, float]:
     """FLOPs of every op of a version-2 accum program at low-res h x w, keyed by the op's output tensor, counting
-    every op as nss_train.accum.cost_table does (a multiply-add = 2; compare, min, max, exp, log, sqrt, division
+    every op as nss_train.models.accum.cost_table does (a multiply-add = 2; compare, min, max, exp, log, sqrt, division
     = 1): conv2d = MACs + bias + activation (+ the fused pool), the fused passes = the sum of the rows they fuse."""
     s = prog["scale"]
     q = s * s
