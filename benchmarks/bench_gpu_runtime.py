@@ -1,6 +1,6 @@
 """GPU runtime benchmark: the network as RenderingDevice compute shaders (addons/neural_ss/gpu/) against ONNX
 Runtime on the CPU, in the same run, on the same frames; optionally against the GPU runtime of an earlier
-commit (--baseline REV: its addon and its GPU program, e.g. the 44-dispatch runtime before the fused passes).
+commit (--baseline REV: its addon and its GPU program, e.g. the 44-op runtime (56 dispatches) before the fused passes).
 
     python benchmarks/bench_gpu_runtime.py                                   # default_x2 (accum), 320x180 -> 640x360
     python benchmarks/bench_gpu_runtime.py --baseline 0c40c8b --rounds 2     # + the old runtime, interleaved
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (GPU runtime, baseline, ORT)")
     ap.add_argument("--model", default=str(DEFAULT), help="an exported accum .onnx with its GPU program beside it")
     ap.add_argument("--baseline", default="", help="git revision whose GPU runtime and default_x2 program to "
-                                                   "compare with (e.g. 0c40c8b: the 44-dispatch runtime)")
+                                                   "compare with (e.g. 0c40c8b: the 44-op, 56-dispatch runtime)")
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.low.lower().split("x"))
     from nss_godot.toolchain import ensure
