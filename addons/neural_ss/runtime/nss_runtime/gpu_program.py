@@ -6,8 +6,9 @@ reference interpreter of it (numpy only; it ships inside the addon).
     rgb = sess.upscale(colour, depth, motion, jitter=(0, 0), cut=False)   # (3, s*h, s*w) linear RGB
 
 tools/export_onnx.py writes the program next to the .onnx (same stem, `.nssgpu.json` + `.nssgpu.bin`);
-the GDScript/GLSL runtime (addons/neural_ss/gpu/) runs the same program with RenderingDevice compute
-shaders, and this interpreter is the executable definition of every op (docs/runtime.md, "The GPU program").
+the GDScript/GLSL runtime (addons/neural_ss/gpu/) runs the same program (accum; fast programs only run here)
+with RenderingDevice compute shaders, and this interpreter is the executable definition of every op
+(docs/runtime.md, "The format").
 
 Format (JSON, version 2; version 1 files, which have no fused ops, are read too):
   format "nss-gpu-program", version 2, name, preset, scale, multiple, depth_ref, colour_transform_max,
