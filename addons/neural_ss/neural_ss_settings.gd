@@ -57,7 +57,7 @@ const OPTIONS := {
 	"python/in_flight": "nss-in-flight",
 }
 
-## old name (before 0.2) -> new name; still read, with one warning
+## old flat name -> new name under python/; still read, with one warning
 const LEGACY := {
 	"runtime_command": "python/command",
 	"execution_provider": "python/execution_provider",
