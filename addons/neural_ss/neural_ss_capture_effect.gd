@@ -233,6 +233,11 @@ func _render_callback(callback_type: int, render_data: RenderData) -> void:
 	frame.capture_ms = last_callback_ms
 
 
+## The low-res RGBA32F colour + depth texture the capture writes (invalid before the first frame).
+func get_colour_depth_texture() -> RID:
+	return _rgbd_tex
+
+
 func _on_data(data: PackedByteArray, index: int, which: String) -> void:
 	var entry: Dictionary = _pending.get(index, {})
 	if entry.is_empty():

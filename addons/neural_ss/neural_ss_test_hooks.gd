@@ -9,16 +9,21 @@ extends Node
 ##   --nss-stop-file=PATH  quit the game (exit 0) when PATH appears
 ##   --nss-lockstep      the Python runtime upscales every frame (the game waits for each result)
 ##   --nss-gpu-profile   the GPU runtime times each kernel (RenderingDevice timestamps, stats["gpu_*"])
+##   --nss-gpu-skip-network  the GPU runtime captures and presents but never runs the network (the
+##                       captured low-res colour is shown, bilinear): the network's share of the frame
+##                       cost is the difference (benchmarks/bench_frame_cost.py, method neural_skip)
 ## Recording is written from the rendering thread (GPU runtime) or the main thread (Python runtime):
 ## every file goes to a temporary name first and is renamed, so a frame file that exists is complete.
 
-const OPTIONS := ["nss-record", "nss-record-f32", "nss-stop-file", "nss-lockstep", "nss-gpu-profile"]
+const OPTIONS := ["nss-record", "nss-record-f32", "nss-stop-file", "nss-lockstep", "nss-gpu-profile",
+		"nss-gpu-skip-network"]
 
 ## Frames are recorded while this is true (see [method stop_recording]).
 var recording: bool = false
-## --nss-lockstep / --nss-gpu-profile / --nss-record-f32 were given.
+## --nss-lockstep / --nss-gpu-profile / --nss-gpu-skip-network / --nss-record-f32 were given.
 var lockstep: bool = false
 var gpu_profile: bool = false
+var gpu_skip_network: bool = false
 var record_f32: bool = false
 
 var _record_dir: String = ""
@@ -41,6 +46,7 @@ func _init() -> void:
 	var opts := NeuralSSSettings.options()
 	lockstep = opts.has("nss-lockstep")
 	gpu_profile = opts.has("nss-gpu-profile")
+	gpu_skip_network = opts.has("nss-gpu-skip-network")
 	record_f32 = opts.has("nss-record-f32")
 	_stop_file = str(opts.get("nss-stop-file", ""))
 	if opts.has("nss-record"):

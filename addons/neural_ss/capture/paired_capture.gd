@@ -65,11 +65,12 @@ var _replay: Array = []
 var _record_path: String = ""
 var _record: Array = []
 var _failed: bool = false
+var _pending: Array = []  # [frame index, scene time] of the target to render this frame, set in _process
 var _times := {"low": 0.0, "target": 0.0, "n": 0}  # measured render times (ms) of written frames
 
 
 func _ready() -> void:
-	process_priority = 990  # after the game's own scripts, before NeuralSSViewport (1000)
+	process_priority = 990  # drives the camera (path/anim/replay modes) after the game's own scripts
 	args = NeuralSSSettings.user_args()
 	if not _configure():
 		return
@@ -105,6 +106,7 @@ func _ready() -> void:
 		return
 	ns.frame_captured.connect(_on_low_frame)
 	_setup_target()
+	RenderingServer.frame_pre_draw.connect(_on_frame_pre_draw)
 
 
 func _configure() -> bool:
@@ -221,6 +223,7 @@ func _setup_target() -> void:
 	_tsub.audio_listener_enable_3d = false
 	_tsub.handle_input_locally = false
 	_tcam = Camera3D.new()
+	_tcam.physics_interpolation_mode = Node.PHYSICS_INTERPOLATION_MODE_OFF  # given the drawn transform
 	_tsub.add_child(_tcam)
 	add_child(_tsub)
 	_effect = NeuralSSCaptureEffect.new()
@@ -244,8 +247,9 @@ func _process(_delta: float) -> void:
 	var want := _wanted(f, pre_frames) >= 0
 	_measure(f)
 	_tsub.render_target_update_mode = SubViewport.UPDATE_ALWAYS if want and src != null else SubViewport.UPDATE_DISABLED
-	if want and src != null:
-		_sync_target(src, f, t)
+	# the target camera copies the game camera as late as NeuralSSViewport's low-res camera does (in
+	# frame_pre_draw, after the game's own scripts and deferred calls moved it): the same instant
+	_pending = [f, t] if want and src != null else []
 	if f > _last_frame + 120:
 		var missing := []
 		for k in seq_ids:
@@ -280,8 +284,16 @@ func _drive_camera(f: int, t: float) -> void:
 			cam.fov = r["fov"]
 
 
+func _on_frame_pre_draw() -> void:
+	var src := get_viewport().get_camera_3d()
+	if _pending.is_empty() or src == null or _failed:
+		return
+	_sync_target(src, int(_pending[0]), float(_pending[1]))
+	_pending = []
+
+
 func _sync_target(src: Camera3D, f: int, t: float) -> void:
-	_tcam.global_transform = src.global_transform
+	_tcam.global_transform = NeuralSSViewport.rendered_transform(src)
 	_tcam.projection = src.projection
 	_tcam.fov = src.fov
 	_tcam.size = src.size

@@ -13,6 +13,7 @@ var choice: String = ""
 var _effect: NeuralSSCaptureEffect
 var _shown: int = 0
 var _failed: bool = false
+var _skip_tex: Texture2DRD  # --nss-gpu-skip-network: the capture's texture, presented instead
 
 
 ## The GPU program beside an exported model: res://m/x.onnx -> res://m/x.nssgpu.json
@@ -73,7 +74,7 @@ func _configure_effect() -> void:
 	if _effect == null:
 		return
 	var neural := viewport.mode == NeuralSSViewport.Mode.NEURAL
-	_effect.gpu_runner = runner if (neural and runner != null and not _failed) else null
+	_effect.gpu_runner = runner if (neural and runner != null and not _failed and not _skip_network()) else null
 	_effect.readback = _recording() or not viewport.get_signal_connection_list("frame_captured").is_empty()
 	if runner != null:
 		runner.record_callback = _on_record if _recording() else Callable()
@@ -92,6 +93,10 @@ func _process(_delta: float) -> void:
 	if _failed:
 		viewport.stats["runtime"] = "bilinear (GPU runtime failed)"
 		return
+	if _skip_network():
+		_present_capture()
+		viewport.stats["runtime"] = "GPU %s: network skipped (--nss-gpu-skip-network)" % runner.model_name
+		return
 	if runner.frames_run > _shown:
 		_shown = runner.frames_run
 		viewport.set_upscaled_texture(runner.get_texture())
@@ -99,6 +104,23 @@ func _process(_delta: float) -> void:
 	viewport.set_stage_ms("gpu_record_cpu", runner.last_cpu_ms)
 	if runner.profile and runner.kernel_ms.has("total"):
 		viewport.set_stage_ms("gpu_network", float(runner.kernel_ms["total"]))
+
+
+func _skip_network() -> bool:
+	return hooks != null and hooks.gpu_skip_network
+
+
+# --nss-gpu-skip-network: the capture's own low-res colour is presented (the present pass samples it
+# bilinearly to the output size): the frame costs capture + present, no network.
+func _present_capture() -> void:
+	var rid := _effect.get_colour_depth_texture() if _effect != null else RID()
+	if not rid.is_valid():
+		return
+	if _skip_tex == null:
+		_skip_tex = Texture2DRD.new()
+	if _skip_tex.texture_rd_rid != rid:
+		_skip_tex.texture_rd_rid = rid
+	viewport.set_upscaled_texture(_skip_tex)
 
 
 # Rendering thread (texture_get_data_async callback): one upscaled frame, RGBA32F.
