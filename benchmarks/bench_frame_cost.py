@@ -347,7 +347,7 @@ def bench(a, command: str) -> dict:
         if not os.environ.get("DISPLAY"):
             raise ToolError("--display host: DISPLAY is not set (start an X server on the GPU, see the docstring)")
     else:
-        os.environ.pop("DISPLAY", None)  # nss_train.godot then runs Godot under its own Xvfb
+        os.environ.pop("DISPLAY", None)  # nss_godot.toolchain then runs Godot under its own Xvfb
     try:
         godot = ensure(verbose=False)
     except GodotError as e:

@@ -75,3 +75,22 @@ def tiny_accum_onnx(tmp_path_factory, export_onnx):
     path = tmp_path_factory.mktemp("onnx_accum") / "tiny_accum_x2.onnx"
     export_onnx.export(model, cfg, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def addon_project(godot, tmp_path_factory):
+    """make(name): tests/godot + a COPY of addons/neural_ss (the addon as a user drops it into their project),
+    imported; a fresh project directory per call."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def make(name: str) -> Path:
+        p = tmp_path_factory.mktemp(name) / "project"
+        shutil.copytree(repo / "tests/godot", p, ignore=shutil.ignore_patterns(".godot"))
+        shutil.copytree(repo / "addons/neural_ss", p / "addons/neural_ss",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+        r = godot.import_project(p, timeout=300)
+        assert not r.timed_out and not r.errors(), (r.errors(), r.output[-3000:])
+        return p
+    return make

@@ -11,7 +11,6 @@ Xvfb + lavapipe on a static textured, lit scene with an HDR emissive sphere (tes
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,9 @@ NO_PYTHON = "nss-no-such-python3"  # a runtime command that is on no PATH
 
 
 @pytest.fixture(scope="module")
-def project(godot, tmp_path_factory):
+def project(addon_project):
     """tests/godot + a copy of addons/neural_ss (as a user copies it)."""
-    p = tmp_path_factory.mktemp("addon_fixes") / "project"
-    shutil.copytree(REPO / "tests/godot", p, ignore=shutil.ignore_patterns(".godot"))
-    shutil.copytree(REPO / "addons/neural_ss", p / "addons/neural_ss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
-    r = godot.import_project(p, timeout=300)
-    assert not r.timed_out and not r.errors(), r.output[-3000:]
-    return p
+    return addon_project("addon_fixes")
 
 
 def run(godot, project: Path, out: Path, scenario: str, timeout: float = 240, extra: list[str] | None = None):

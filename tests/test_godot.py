@@ -44,14 +44,9 @@ def check(r: RunResult, marker: str | None = None, rc: int = 0) -> str:
 
 
 @pytest.fixture(scope="session")
-def test_project(godot, tmp_path_factory):
+def test_project(addon_project):
     """tests/godot + a COPY of addons/neural_ss: the addon as a user drops it into their project."""
-    p = tmp_path_factory.mktemp("godot_tests") / "project"
-    shutil.copytree(REPO / "tests/godot", p, ignore=shutil.ignore_patterns(".godot"))
-    shutil.copytree(REPO / "addons/neural_ss", p / "addons/neural_ss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
-    check(godot.import_project(p, timeout=300))
-    return p
+    return addon_project("godot_tests")
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,19 @@ def test_interpreter_breaks_when_an_op_is_wrong(export_onnx):
     assert _max_err(path, prog, frames) > 10 * TOL
 
 
+def test_accum_fused_passes_break_when_wrong(tiny_accum_onnx, export_onnx):
+    """The accum parity check can fail: the prepare pass without its motion dilation, or the output pass
+    without the signed kernel, shows up as a large error."""
+    prog = load_program(program_path_for(tiny_accum_onnx))
+    assert [op["op"] for op in prog["ops"]] == ["accum_prepare"] + ["conv2d"] * 4 + ["accum_output"]
+    frames = export_onnx.random_sequence(4, 36, 64, seed=6, cut_at=None)
+    for op_kind, key, value in (("accum_prepare", "dilate", False), ("accum_output", "n_sharp", 0)):
+        broken = json.loads(json.dumps({k: v for k, v in prog.items() if k != "_w"}))
+        broken["_w"] = prog["_w"]
+        next(op for op in broken["ops"] if op["op"] == op_kind)[key] = value
+        assert _max_err(tiny_accum_onnx, broken, frames) > 10 * TOL, f"{op_kind}.{key} = {value} went unseen"
+
+
 def test_bad_program_files_give_one_line_errors(tiny_onnx_model, tmp_path):
     path, _ = tiny_onnx_model
     src = program_path_for(path)
@@ -90,6 +103,10 @@ def test_bad_program_files_give_one_line_errors(tiny_onnx_model, tmp_path):
         assert "\n" not in str(e.value) and ".nssgpu." in str(e.value)  # names the file
 
     broken(lambda p: p.update(version=9), "version")
+    broken(lambda p: p["ops"].__setitem__(0, dict(p["ops"][0], op="conv2d", **{"in": ["colour"], "k": 1, "cin": 3,
+                                                                              "cout": 3, "pad": "zeros",
+                                                                              "w": [0, 9], "b": None,
+                                                                              "pool": "nope"})), "pool 'nope'")
     broken(lambda p: p["ops"].__setitem__(0, dict(p["ops"][0], op="fft")), "unknown op 'fft'")
     broken(lambda p: p["ops"][0].__setitem__("in", ["nope"]), "input 'nope'")
     broken(lambda p: p["weights"].__setitem__("count", 5), "bytes; expected weights.count 5")

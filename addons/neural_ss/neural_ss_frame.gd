@@ -12,7 +12,8 @@ var size: Vector2i = Vector2i.ZERO
 var colour_depth: PackedByteArray
 ## RG32F, row-major, top row first: motion in low-res pixels, prev = p + motion (x right, y down).
 var motion: PackedByteArray
-## Sub-pixel camera offset in low-res pixels (non-zero only with TAA on).
+## Sub-pixel camera offset in low-res pixels (non-zero when the low-res render is jittered: use_taa,
+## NeuralSSViewport.jitter, or a model that asks for it).
 var jitter: Vector2 = Vector2.ZERO
 ## History must be reset before this frame (first frame, camera cut, resolution change).
 var camera_cut: bool = false

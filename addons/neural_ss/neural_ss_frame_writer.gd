@@ -1,6 +1,6 @@
 class_name NeuralSSFrameWriter
 extends RefCounted
-## Writes captured frames as raw float buffers + JSON, which `python -m nss_train.raw_capture DIR`
+## Writes captured frames as raw float buffers + JSON, which `python -m nss_train.sources.godot_raw DIR`
 ## turns into the frame contract's EXR sequence (meta.json + frame_00000.exr ...).
 ##
 ## Layout under DIR/raw/ (every file written to a temp name, then renamed; the .json is written

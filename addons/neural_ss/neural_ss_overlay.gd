@@ -1,7 +1,7 @@
 class_name NeuralSSOverlay
 extends CanvasLayer
 ## Top-left text: fps, mode, low-res size and milliseconds per stage (a Dictionary name -> ms,
-## to which the runtime bridge adds its own stages).
+## to which the backend adds its own stages).
 
 var _label: Label
 

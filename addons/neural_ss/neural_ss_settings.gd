@@ -14,7 +14,7 @@ extends RefCounted
 ##   model_path                --nss-model=      the model (.onnx; its GPU program .nssgpu.json beside it)
 ##   runtime                   --nss-runtime=    auto | gpu | python (see NeuralSSViewport.choose_backend)
 ##   show_stats_overlay                          the fps / ms-per-stage overlay
-##   python/command            --nss-runtime-command=  Python with numpy + onnxruntime (Python runtime)
+##   python/command            --nss-runtime-command=  Python with numpy + onnxruntime (empty: python3)
 ##   python/execution_provider --nss-provider=         cpu, cuda or tensorrt
 ##   python/port               --nss-runtime-port=     > 0: use a runtime already running there
 ##   python/budget_ms          --nss-budget-ms=        older results are not shown (bilinear is)
@@ -23,7 +23,7 @@ extends RefCounted
 ## --nss-runtime-token= or the environment variable NSS_RUNTIME_TOKEN. A runtime the game starts
 ## itself gets a fresh random token at run time.
 ## Test and tool options (NeuralSSTestHooks): --nss-record=DIR, --nss-record-f32, --nss-stop-file=PATH,
-## --nss-lockstep, --nss-gpu-profile.
+## --nss-lockstep, --nss-gpu-profile, --nss-gpu-skip-network.
 
 const PREFIX := "neural_ss/"
 
@@ -57,7 +57,7 @@ const OPTIONS := {
 	"python/in_flight": "nss-in-flight",
 }
 
-## old name (before 0.2) -> new name; still read, with one warning
+## old flat name -> new name under python/; still read, with one warning
 const LEGACY := {
 	"runtime_command": "python/command",
 	"execution_provider": "python/execution_provider",

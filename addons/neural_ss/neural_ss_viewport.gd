@@ -31,7 +31,7 @@ const MODE_NAMES := ["native", "bilinear", "neural"]
 const RUNTIMES := ["auto", "gpu", "python"]
 
 ## What is shown. NEURAL (the default) falls back to BILINEAR while no fresh upscaled frame is there
-## (runtime starting, missing, slow or crashed); the bridge prints one line saying which is live and why.
+## (runtime starting, missing, slow or crashed); the node and its backend print one line saying which is live and why.
 @export var mode: Mode = Mode.NEURAL:
 	set = set_mode
 ## Upscaling factor per axis; 0 = the project setting neural_ss/scale_factor.

@@ -115,7 +115,7 @@ def run_demo_gpu(godot, model: str, out: Path, frames: int = 8, low: tuple[int, 
 
 
 def compare_gpu_with_ort(out: Path, model: str, warmup: int) -> dict:
-    """GPU-runtime frames vs ONNX Runtime (nss_runtime.Session, what the Python runtime runs) on the SAME
+    """GPU-runtime frames vs ONNX Runtime (nss_runtime.session.Session, what the Python runtime runs) on the SAME
     captured frames, replayed from the first one: PSNR of each against the native reference, frames >= warmup.
     Adds "onnxruntime" to OUT/report.json (written by compare) and returns it."""
     from nss_runtime.session import Session
@@ -141,7 +141,7 @@ def compare_gpu_with_ort(out: Path, model: str, warmup: int) -> dict:
                      "mse_gpu": m_gpu, "mse_ort": m_ort, "max_display_diff": float(np.abs(gpu_d - ort_d).max())})
     if not rows:
         raise DemoError("no frame to compare the GPU runtime with ONNX Runtime on")
-    res = {"what": "ONNX Runtime (nss_runtime.Session, CPU) on the same captured frames, replayed from frame 0",
+    res = {"what": "ONNX Runtime (nss_runtime.session.Session, CPU) on the same captured frames, replayed from frame 0",
            "frames": len(rows), "psnr_definition": "PSNR of the mean MSE over the frames",
            "psnr_gpu_mean": psnr_of_mean_mse([r["mse_gpu"] for r in rows]),
            "psnr_ort_mean": psnr_of_mean_mse([r["mse_ort"] for r in rows]),

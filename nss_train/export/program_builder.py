@@ -63,14 +63,16 @@ class ProgramBuilder:
         self.prog["ops"].append(d)
         return out
 
-    def conv(self, x: str, out: str, weight, bias=None, act: str = "none", pad: str = "zeros", res=None,
+    def conv(self, x: str | list[str], out: str, weight, bias=None, act: str = "none", pad: str = "zeros", res=None,
              **post) -> str:
+        """x: one tensor, or two (channel concat; post may carry up=[0|1, 0|1] and pool=<tensor>)."""
         w = weight.detach().float().cpu().numpy() if hasattr(weight, "detach") else np.asarray(weight, np.float32)
         cout, cin, k, _ = w.shape
         b = None
         if bias is not None:
             b = self.blob(bias.detach().float().cpu().numpy() if hasattr(bias, "detach") else bias)
-        return self.op("conv2d", [x], out, cout, res, k=int(k), cin=int(cin), cout=int(cout), pad=pad,
+        ins = [x] if isinstance(x, str) else list(x)
+        return self.op("conv2d", ins, out, cout, res, k=int(k), cin=int(cin), cout=int(cout), pad=pad,
                        w=self.blob(w), b=b, act=act, **post)
 
     def conv_mod(self, x: str, out: str, mod, act: str = "none", **post) -> str:

@@ -1,6 +1,6 @@
 """Train the supersampling network.
 
-    python -m nss_train.train.fit                       # built-in default dataset (rendered first if absent), a few minutes
+    python -m nss_train.train.fit                       # accum on the built-in dataset (rendered first if absent)
     python -m nss_train.train.fit --data DIR --out runs/mine --preset nsrr --steps 20000
     python -m nss_train.train.fit --out runs/mine --resume             # continue exactly where it stopped
     python -m nss_train.train.fit --devices 2 [--num-nodes 2 --node-rank R --master-addr HOST]   # DDP

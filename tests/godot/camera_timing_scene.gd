@@ -7,6 +7,7 @@ extends Node3D
 ##   priority_0       the camera moved in _process at process_priority 0
 ##   priority_100000  ... at process_priority 100000 (after NeuralSSViewport's own _process)
 ##   deferred         ... in a call_deferred from _process (runs after every _process of the frame)
+##   tween            ... by a Tween (linear, SPEED units per second; stepped after every _process)
 ##   physics          ... in _physics_process at 10 ticks per second with physics interpolation on (set
 ##                    in project.godot): what is rendered is the interpolated transform, not
 ##                    global_transform
@@ -62,6 +63,10 @@ func _ready() -> void:
 			mover.process_priority = 100000
 		"deferred":
 			mover.process_priority = 0
+		"tween":
+			# a Tween moves the camera: Godot steps tweens after every node's _process of the frame
+			mover.process_mode = Node.PROCESS_MODE_DISABLED
+			create_tween().tween_property(_cam, "position:x", -2.0 + SPEED * 60.0, 60.0)
 		"physics":
 			# the project's physics/common/physics_interpolation must be on (switching it on at run time
 			# leaves Godot 4.6 rendering the camera at the newest tick) and physics_ticks_per_second TICKS
@@ -71,7 +76,7 @@ func _ready() -> void:
 			mover.process_mode = Node.PROCESS_MODE_DISABLED
 			set_physics_process(true)
 		_:
-			push_error("camera_timing_scene: timing '%s': expected priority_0, priority_100000, deferred or physics"
+			push_error("camera_timing_scene: timing '%s': expected priority_0, priority_100000, deferred, tween or physics"
 					% timing)
 	add_child(mover)
 	_place(0.0)

@@ -34,6 +34,14 @@ func _initialize() -> void:
 		_fail(_runner.error)
 		return
 	_runner.profile = _args.has("profile")
+	if _args.has("conv-block"):
+		var b: PackedStringArray = str(_args["conv-block"]).split("x")
+		_runner.conv_block = Vector2i(int(b[0]), int(b[1]))
+	if _args.has("conv-split"):
+		_runner.conv_groups_per_invocation = int(_args["conv-split"])
+	if _args.has("conv-group"):
+		var g: PackedStringArray = str(_args["conv-group"]).split("x")
+		_runner.conv_group = Vector2i(int(g[0]), int(g[1]))
 	_repeat = int(_args.get("repeat", "1"))
 	var inp := str(_args.get("inputs", ""))
 	var meta: Variant = JSON.parse_string(FileAccess.get_file_as_string(inp.path_join("frames.json")))

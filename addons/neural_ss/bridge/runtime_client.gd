@@ -4,8 +4,8 @@ extends Node
 ##
 ## The game thread never waits on inference: [method submit] queues frame N and returns, the
 ## socket is pumped once per [method _process] without blocking, and the result of an earlier
-## frame is handed out through [signal upscaled] when it arrives. At most one frame is in flight,
-## so a slow model lowers the upscaled rate, not the game's. Faults (runtime missing, crashed,
+## frame is handed out through [signal upscaled] when it arrives. At most [member max_in_flight] frames
+## (1 or 2) are in flight, so a slow model lowers the upscaled rate, not the game's. Faults (runtime missing, crashed,
 ## refusing, slower than [member budget_ms]) only stop results coming: the owner keeps showing its
 ## bilinear upscale; one line says which path is live and why ("neural_ss: NEURAL via runtime ..." /
 ## "neural_ss: BILINEAR fallback: ..." with what is missing and how to fix it), once per outage, and

@@ -5,7 +5,7 @@ extends Node
 ## supersampled high-res target of the same instant (a second SubViewport, same World3D and
 ## camera, rendered in the same engine frame at scale * ss times the low-res size with MSAA,
 ## captured through the same compute capture, colour before tone mapping). The converter
-## (`python -m nss_train.capture_pairs`, which runs this scene) box-downsamples the target by ss.
+## (`python -m nss_train.sources.godot_pairs`, which runs this scene) box-downsamples the target by ss.
 ##
 ## Run it as the main scene of the project that holds the level:
 ##   godot --fixed-fps 30 --path P res://addons/neural_ss/capture/paired_capture.tscn -- \

@@ -1,20 +1,24 @@
 class_name NeuralSSGpuRunner
 extends RefCounted
-## Runs an NSS GPU program (`<model>.nssgpu.json` + `.nssgpu.bin`, written by tools/export_onnx.py
-## beside the .onnx) with RenderingDevice compute shaders on the capture's own textures: colour,
-## depth and motion never leave the GPU, the history lives in GPU buffers, the output is an RGBA32F
-## texture ([member output_rid]; [method get_texture] wraps it as a Texture2DRD to present).
+## Runs an NSS GPU program (`<model>.nssgpu.json` + `.nssgpu.bin`, format version 2, written by
+## tools/export_onnx.py beside the .onnx) with RenderingDevice compute shaders on the capture's own
+## textures: colour, depth and motion never leave the GPU, the history lives in two GPU buffers used in
+## turn, the output is an RGBA32F texture ([member output_rid]; [method get_texture] wraps it as a
+## Texture2DRD to present).
+##
+## One dispatch per op of the program, and the program is a few fused passes (accum: accum_prepare,
+## conv2d e1 with its pool, conv2d e2, conv2d e3, conv2d d1 reading the upsample + concat in place,
+## accum_output); their GLSL lives in this folder's .glsl files, compiled at run time with per-layer
+## #defines (docs/runtime.md, "The kernels").
 ##
 ## Threads: [method load_program] on any thread (file reading, weight packing); [method run] on the
 ## rendering thread, inside a render callback (NeuralSSCaptureEffect calls it right after its copy),
-## where it records one compute list: one dispatch per op with a barrier after each.
-## The reference of every op is the numpy interpreter nss_runtime.gpu_program; docs/runtime.md.
+## where it records one compute list with a barrier after each dispatch.
+## The reference of every op is the numpy interpreter nss_runtime.gpu_program.
 
 const FORMAT := "nss-gpu-program"
-const VERSION := 1
-const OCB := 2  # conv2d: output vec4 groups (8 channels) per thread
-const PX := 4  # conv2d: pixels per thread (register blocking: each weight read serves PX pixels)
-const PUSH_BYTES := 96
+const VERSION := 2
+const OPS := ["accum_prepare", "conv2d", "accum_output"]
 
 ## Set when the program could not be loaded or the GPU could not run it (one line).
 var error: String = ""
@@ -33,34 +37,42 @@ var last_frame_index: int = -1
 var output_rid: RID
 ## CPU milliseconds of the last run() (recording the commands).
 var last_cpu_ms: float = 0.0
-## Per-kernel GPU times: capture RenderingDevice timestamps around every dispatch (slower).
+## Per-pass GPU times: capture RenderingDevice timestamps around every dispatch (slower).
 var profile: bool = false
-## op label -> GPU milliseconds of the last profiled frame; "total" = first to last timestamp.
+## pass label -> GPU milliseconds of the last profiled frame; "total" = first to last timestamp.
 var kernel_ms: Dictionary = {}
 ## Texture/buffer reads back to the CPU made by this runner (only with a record callback set).
 var readbacks: int = 0
 ## When valid, called (render thread) with (PackedByteArray RGBA32F, frame index, w, h) per frame:
 ## recording for tools and tests only (it reads the output back).
 var record_callback: Callable
+## Pixels per invocation (x, y) and work group size of the convolutions (chosen by measurement,
+## benchmarks/results/gpu_runtime.md); a conv with a fused pool uses (x rounded up to even) x 2 pixels.
+var conv_block := Vector2i(4, 1)
+var conv_group := Vector2i(8, 8)
+## Output vec4 groups per invocation of the convolutions (the rest over work group z). Measured on
+## llvmpipe (320x180, min over frames): 4 x 1 pixels with all groups beat 1 x 1 with 2 or 4 groups.
+var conv_groups_per_invocation: int = 8
+## Work group size of the per-pixel passes (accum_prepare, accum_output).
+var pixel_group := Vector2i(8, 8)
 
 var _prog: Dictionary = {}
 var _tensors: Dictionary = {}
 var _ops: Array = []
-var _packed := PackedFloat32Array()  # all conv weights, GPU layout
+var _packed := PackedFloat32Array()  # conv and head weights, GPU layout (vec4 units: _woff, _boff)
 var _rd: RenderingDevice
 var _shaders: Dictionary = {}  # key -> {"shader": RID, "pipeline": RID}
 var _bufs: Dictionary = {}  # tensor name -> storage buffer RID
-var _wbuf: RID
+var _hist: Array[RID] = []  # the two history buffers, read/written in turn
+var _hist_name: String = ""
+var _hist_next: String = ""
+var _wbufs: Dictionary = {}  # op index -> uniform buffer with that layer's weights + bias
 var _dummy: RID
 var _size := Vector2i.ZERO
-var _steps: Array = []  # {"pipeline", "set", "push", "groups", "label"}
-var _input_shader: Dictionary = {}
-var _output_shader: Dictionary = {}
-var _history_pairs: Array = []
+var _passes: Array = []  # per op: {"op", "shader", "label", "groups", and for convs "set", "push"}
 var _texture: Texture2DRD
 var _failed_gpu := false
 var _ts_pending := false
-var _act_param: Dictionary = {}
 
 
 ## Reads and checks the program; false (and [member error]) when it is unusable.
@@ -73,9 +85,22 @@ func load_program(json_path: String) -> bool:
 		error = "%s: not a JSON object" % json_path
 		return false
 	var prog: Dictionary = parsed
+	for op: Dictionary in prog.get("ops", []):
+		if not str(op.get("op", "")) in OPS:
+			error = ("%s: op %s (preset %s) is not run by the GPU runtime (it runs the fused accum passes %s); "
+					+ "use neural_ss/runtime = python for this model") % [json_path, op.get("op"),
+					prog.get("preset"), OPS]
+			return false
 	if prog.get("format", "") != FORMAT or int(prog.get("version", 0)) != VERSION:
-		error = "%s: format %s version %s; expected %s version %d" % [json_path, prog.get("format"),
-				prog.get("version"), FORMAT, VERSION]
+		error = "%s: format %s version %s; expected %s version %d (re-export it with tools/export_onnx.py)" % [
+				json_path, prog.get("format"), prog.get("version"), FORMAT, VERSION]
+		return false
+	if int(prog.get("scale", 0)) < 1 or int(prog.get("scale", 0)) > 4:
+		error = "%s: scale %s; the GPU runtime runs scales 1-4" % [json_path, prog.get("scale")]
+		return false
+	var hist: Array = prog.get("history", [])
+	if hist.size() != 1 or _find_writer(prog["ops"], str(hist[0]["from"])).is_empty():
+		error = "%s: history %s; expected one tensor written by accum_output" % [json_path, hist]
 		return false
 	var wfile := json_path.get_base_dir().path_join(str(prog["weights"]["file"]))
 	var raw := FileAccess.get_file_as_bytes(wfile)
@@ -83,7 +108,6 @@ func load_program(json_path: String) -> bool:
 	if raw.size() != count * 4:
 		error = "%s: %d bytes; expected weights.count %d x 4 (float32)" % [wfile, raw.size(), count]
 		return false
-	var w := raw.to_float32_array()
 	_prog = prog
 	_tensors = prog["tensors"]
 	_ops = prog["ops"]
@@ -93,76 +117,81 @@ func load_program(json_path: String) -> bool:
 	multiple = int(prog.get("multiple", 1))
 	op_count = _ops.size()
 	wants_jitter = bool(prog.get("jitter", false))
-	_act_param = {"inv_reinhard": float(prog.get("colour_transform_max", 0.999)),
-			"depth_norm": float(prog.get("depth_ref", 10.0))}
-	for op: Dictionary in _ops:
-		if not _kernel_for(op).is_empty():
-			continue
-		error = "%s: op %s is not implemented by this GPU runtime" % [json_path, op.get("op")]
-		return false
-	_pack_weights(w)
-	for h: Dictionary in prog["history"]:
-		_history_pairs.append([str(h["from"]), str(h["name"])])
+	_hist_name = str(hist[0]["name"])
+	_hist_next = str(hist[0]["from"])
+	_pack_weights(raw.to_float32_array())
 	return true
 
 
-func _kernel_for(op: Dictionary) -> String:
-	match str(op["op"]):
-		"map":
-			return "map"
-		"concat", "slice":
-			return "concat"
-		"add", "mul", "blend", "where_reset":
-			return "binary"
-		"gather_nearest", "fold_onehot", "fold_warp", "depth_to_space", "space_to_depth", "upsample2", \
-				"up_folded_jittered", "broadcast", "dilate_motion", "warp_history", "neigh_stats3x3", \
-				"softmax_groups", "apply_kernel3x3", "clamp_box", "alpha_prior":
-			return str(op["op"])
-		"conv2d":
-			return "conv2d"
-		"maxpool2", "avgpool2":
-			return "pool2"
-		"sample_weight":
-			return "sample_weight"
-		"alpha_weighted", "total_weight":
-			return "weighted"
-	return ""
+func _find_writer(ops: Array, tensor: String) -> Dictionary:
+	for op: Dictionary in ops:
+		if str(op.get("hist_out", "")) == tensor:
+			return op
+	return {}
 
 
-# OIHW float32 -> per conv: [og][tap][ci][lane j] vec4 of 4 output channels, then the bias vec4s.
+func _c4(name: String) -> int:
+	return ceili(int(_tensors[name]["c"]) / 4.0)
+
+
+# Input slots of a conv (vec4 groups of its inputs in turn, 4 lanes each) -> source channel or -1 (a zero
+# padding lane). accum_output's head reads [decoder groups, (jitter x, jitter y, 0, 0)].
+func _slots(op: Dictionary) -> PackedInt32Array:
+	var parts: Array = []
+	if op["op"] == "conv2d":
+		for t: String in op["in"]:
+			parts.append(int(_tensors[t]["c"]))
+	else:
+		parts = [int(_tensors[str(op["in"][0])]["c"]), 2]
+	var out := PackedInt32Array()
+	var base := 0
+	for c: int in parts:
+		for i in ceili(c / 4.0) * 4:
+			out.append(base + i if i < c else -1)
+		base += c
+	return out
+
+
+# OIHW float32 -> per conv: [out group][tap][in slot group][lane j] vec4 of 4 output channels, then the
+# bias vec4s (the layout neural_ss_conv.glsl and neural_ss_accum_output.glsl read).
 func _pack_weights(src: PackedFloat32Array) -> void:
 	var total := 0
 	for op: Dictionary in _ops:
-		if op["op"] != "conv2d":
+		if not op["op"] in ["conv2d", "accum_output"]:
 			continue
-		var cout4 := ceili(int(op["cout"]) / 4.0)
-		var cin4 := ceili(int(op["cin"]) / 4.0)
-		var kk := int(op["k"]) * int(op["k"])
+		var slots := _slots(op)
+		var cin := slots.size()
+		var kk := int(op.get("k", 1)) * int(op.get("k", 1))
+		var cout := int(op["cout"]) if op["op"] == "conv2d" else int(op["w"][1]) / (int(_tensors[str(op["in"][0])]["c"]) + 2)
+		op["_cout"] = cout
 		op["_woff"] = total / 4
-		total += cout4 * kk * cin4 * 16
+		total += ceili(cout / 4.0) * kk * cin * 4
 		op["_boff"] = total / 4 if op["b"] != null else -1
 		if op["b"] != null:
-			total += cout4 * 4
+			total += ceili(cout / 4.0) * 4
+		op["_wend"] = total / 4
 	_packed.resize(total)
 	_packed.fill(0.0)
 	for op: Dictionary in _ops:
-		if op["op"] != "conv2d":
+		if not op["op"] in ["conv2d", "accum_output"]:
 			continue
-		var cout := int(op["cout"])
-		var cin := int(op["cin"])
-		var kk := int(op["k"]) * int(op["k"])
-		var cin4 := ceili(cin / 4.0)
+		var slots := _slots(op)
+		var cin4 := slots.size() / 4
+		var cin := 0
+		for sl: int in slots:
+			cin = maxi(cin, sl + 1)
+		var cout := int(op["_cout"])
+		var kk := int(op.get("k", 1)) * int(op.get("k", 1))
 		var w0 := int(op["w"][0])
 		var base := int(op["_woff"]) * 4
 		for o in cout:
-			var og := o / 4
-			var r := o % 4
-			for i in cin:
-				var ci := i / 4
-				var j := i % 4
+			for si in slots.size():
+				var i := slots[si]
+				if i < 0:
+					continue
 				var sbase := w0 + (o * cin + i) * kk
 				for t in kk:
-					_packed[base + (((og * kk + t) * cin4 + ci) * 4 + j) * 4 + r] = src[sbase + t]
+					_packed[base + (((o / 4) * kk + t) * cin4 + si / 4) * 16 + (si % 4) * 4 + o % 4] = src[sbase + t]
 		if op["b"] != null:
 			var b0 := int(op["b"][0])
 			var bbase := int(op["_boff"]) * 4
@@ -192,69 +221,72 @@ func _res_size(res: String, size: Vector2i) -> Vector2i:
 	return size
 
 
-func _c4(name: String) -> int:
-	return ceili(int(_tensors[name]["c"]) / 4.0)
-
-
-func _shader(key: String, kernel: String, defines: Dictionary = {}) -> Dictionary:
+func _shader(file: String, defines: Dictionary) -> Dictionary:
+	var key := file
+	for d: String in defines:
+		key += " %s=%s" % [d, defines[d]]
 	if _shaders.has(key):
 		return _shaders[key]
-	var src := RDShaderSource.new()
-	src.language = RenderingDevice.SHADER_LANGUAGE_GLSL
-	src.source_compute = NeuralSSGpuKernels.source(kernel, defines)
-	var spirv := _rd.shader_compile_spirv_from_source(src)
-	if spirv.compile_error_compute != "":
-		error = "GPU kernel %s failed to compile: %s" % [key, spirv.compile_error_compute.strip_edges().left(300)]
+	var path := (get_script() as Script).resource_path.get_base_dir().path_join(file)
+	var text := FileAccess.get_file_as_string(path)
+	if text.is_empty():
+		error = "GPU runtime: %s missing or empty (the addon ships its .glsl kernels; exported games must include *.glsl)" % path
 		_shaders[key] = {}
 		return {}
-	var sh := _rd.shader_create_from_spirv(spirv, "nss_" + key)
+	var defs := ""
+	for d: String in defines:
+		defs += "#define %s %s\n" % [d, str(defines[d])]
+	var src := RDShaderSource.new()
+	src.language = RenderingDevice.SHADER_LANGUAGE_GLSL
+	src.source_compute = text.replace("#version 450\n", "#version 450\n" + defs)  # #version stays first
+	var spirv := _rd.shader_compile_spirv_from_source(src)
+	if spirv.compile_error_compute != "":
+		error = "GPU kernel %s failed to compile: %s" % [file, spirv.compile_error_compute.strip_edges().left(300)]
+		_shaders[key] = {}
+		return {}
+	var sh := _rd.shader_create_from_spirv(spirv, "nss_" + file.get_basename())
 	var entry := {"shader": sh, "pipeline": _rd.compute_pipeline_create(sh)}
 	_shaders[key] = entry
 	return entry
 
 
-func _storage(rid: RID, binding: int) -> RDUniform:
+# [weights offset, bias offset (-1: none)] inside the op's own weight buffer, and its size in vec4s
+func _woffs(op: Dictionary) -> Array:
+	var w0 := int(op["_woff"])
+	return [0, int(op["_boff"]) - w0 if int(op["_boff"]) >= 0 else -1, int(op["_wend"]) - w0]
+
+
+func _uniform(type: RenderingDevice.UniformType, rid: RID, binding: int) -> RDUniform:
 	var u := RDUniform.new()
-	u.uniform_type = RenderingDevice.UNIFORM_TYPE_STORAGE_BUFFER
+	u.uniform_type = type
 	u.binding = binding
 	u.add_id(rid)
 	return u
+
+
+func _storage(rid: RID, binding: int) -> RDUniform:
+	return _uniform(RenderingDevice.UNIFORM_TYPE_STORAGE_BUFFER, rid, binding)
+
+
+func _ubo(rid: RID, binding: int) -> RDUniform:
+	return _uniform(RenderingDevice.UNIFORM_TYPE_UNIFORM_BUFFER, rid, binding)
 
 
 func _image(rid: RID, binding: int) -> RDUniform:
-	var u := RDUniform.new()
-	u.uniform_type = RenderingDevice.UNIFORM_TYPE_IMAGE
-	u.binding = binding
-	u.add_id(rid)
-	return u
-
-
-func _push(o: Array, a: Array, i1: Array, i2: Array, f0: Array, f1: Array = [0.0, 0.0, 0.0, 0.0]) -> PackedByteArray:
-	var ints := PackedInt32Array(o + a + i1 + i2)
-	var b := ints.to_byte_array()
-	b.append_array(PackedFloat32Array(f0 + f1).to_byte_array())
-	return b
-
-
-func _dims(name: String) -> Array:
-	var sz := _res_size(str(_tensors[name]["res"]), _size)
-	return [sz.x, sz.y, _c4(name), int(_tensors[name]["c"])]
-
-
-func _act(op: Dictionary) -> Array:
-	var a := str(op.get("act", "none"))
-	return [float(NeuralSSGpuKernels.ACTS.find(a)), float(op.get("mul", 1.0)), float(op.get("add", 0.0)),
-			float(_act_param.get(a, 0.0))]
+	return _uniform(RenderingDevice.UNIFORM_TYPE_IMAGE, rid, binding)
 
 
 func _free_sized() -> void:
-	for st: Dictionary in _steps:
-		if st["set"].is_valid():
-			_rd.free_rid(st["set"])
-	_steps.clear()
+	for ps: Dictionary in _passes:
+		if ps.has("set") and ps["set"].is_valid():
+			_rd.free_rid(ps["set"])
+	_passes.clear()
 	for n: String in _bufs:
 		_rd.free_rid(_bufs[n])
 	_bufs.clear()
+	for rid: RID in _hist:
+		_rd.free_rid(rid)
+	_hist.clear()
 	if output_rid.is_valid():
 		_rd.free_rid(output_rid)
 	output_rid = RID()
@@ -266,10 +298,10 @@ func free_gpu() -> void:
 	if _rd == null:
 		return
 	_free_sized()
-	for rid: RID in [_wbuf, _dummy]:
+	for rid: RID in _wbufs.values() + [_dummy]:
 		if rid.is_valid():
 			_rd.free_rid(rid)
-	_wbuf = RID()
+	_wbufs.clear()
 	_dummy = RID()
 	for k: String in _shaders:
 		var e: Dictionary = _shaders[k]
@@ -278,23 +310,31 @@ func free_gpu() -> void:
 	_shaders.clear()
 
 
+func _zero_buffer(bytes: int) -> RID:
+	var zeros := PackedByteArray()
+	zeros.resize(bytes)  # zero-filled: history starts at zero, padding lanes are zero
+	return _rd.storage_buffer_create(bytes, zeros)
+
+
 func _setup(size: Vector2i) -> bool:
 	_free_sized()
 	_size = size
-	if not _wbuf.is_valid():
-		var wb := _packed.to_byte_array()
-		if wb.is_empty():
-			wb.resize(16)
-		_wbuf = _rd.storage_buffer_create(wb.size(), wb)
-		var z := PackedByteArray()
-		z.resize(16)
-		_dummy = _rd.storage_buffer_create(16, z)
+	if not _dummy.is_valid():
+		_dummy = _zero_buffer(16)
+		for i in _ops.size():
+			var op: Dictionary = _ops[i]
+			if op.has("_woff"):
+				var wb := _packed.slice(int(op["_woff"]) * 4, int(op["_wend"]) * 4).to_byte_array()
+				_wbufs[i] = _rd.uniform_buffer_create(wb.size(), wb)
+	var skip := ["colour", "depth", "motion", "jitter", "reset", str(_prog["output"]), _hist_name, _hist_next]
 	for name: String in _tensors:
+		if name in skip:
+			continue
 		var sz := _res_size(str(_tensors[name]["res"]), size)
-		var n := _c4(name) * sz.x * sz.y * 16
-		var zeros := PackedByteArray()
-		zeros.resize(n)  # zero-filled: history starts at zero, padding lanes are zero
-		_bufs[name] = _rd.storage_buffer_create(n, zeros)
+		_bufs[name] = _zero_buffer(_c4(name) * sz.x * sz.y * 16)
+	var hsz := _res_size(str(_tensors[_hist_name]["res"]), size)
+	for i in 2:
+		_hist.append(_zero_buffer(_c4(_hist_name) * hsz.x * hsz.y * 16))
 	var tf := RDTextureFormat.new()
 	tf.format = RenderingDevice.DATA_FORMAT_R32G32B32A32_SFLOAT
 	tf.width = size.x * scale
@@ -302,162 +342,82 @@ func _setup(size: Vector2i) -> bool:
 	tf.usage_bits = (RenderingDevice.TEXTURE_USAGE_STORAGE_BIT | RenderingDevice.TEXTURE_USAGE_SAMPLING_BIT
 			| RenderingDevice.TEXTURE_USAGE_CAN_COPY_FROM_BIT)
 	output_rid = _rd.texture_create(tf, RDTextureView.new())
-	_input_shader = _shader("input", "input")
-	_output_shader = _shader("output", "output")
-	if _input_shader.is_empty() or _output_shader.is_empty():
-		return false
 	for i in _ops.size():
-		if not _add_op_steps(_ops[i], i):
-			return false
-	for pair: Array in _history_pairs:  # history := its next value (sources are never history tensors)
-		var copy := {"op": "concat", "in": [pair[0]], "out": pair[1]}
-		if not _add_op_steps(copy, -1):
+		if not _add_pass(_ops[i], i):
 			return false
 	return true
 
 
-func _step(key: String, kernel: String, defines: Dictionary, bindings: Array, push: PackedByteArray,
-		groups: Vector3i, label: String) -> bool:
-	var sh := _shader(key, kernel, defines)
-	if sh.is_empty():
-		return false
-	var uniforms: Array[RDUniform] = []
-	for i in bindings.size():
-		uniforms.append(_storage(bindings[i], i))
-	var uset := _rd.uniform_set_create(uniforms, sh["shader"], 0)
-	if not uset.is_valid():
-		error = "GPU runtime: uniform set for %s failed" % label
-		return false
-	_steps.append({"pipeline": sh["pipeline"], "set": uset, "push": push, "groups": groups, "label": label})
-	return true
+func _groups(size: Vector2i, block: Vector2i, group: Vector2i) -> Vector3i:
+	return Vector3i(ceili(size.x / float(block.x * group.x)), ceili(size.y / float(block.y * group.y)), 1)
 
 
-func _groups(d: Array, z: int) -> Vector3i:
-	return Vector3i(ceili(d[0] / 8.0), ceili(d[1] / 8.0), z)
-
-
-func _add_op_steps(op: Dictionary, index: int) -> bool:
+func _add_pass(op: Dictionary, index: int) -> bool:
 	var kind := str(op["op"])
 	var ins: Array = op["in"]
 	var out := str(op["out"])
-	var od := _dims(out)
-	var ad := _dims(str(ins[0])) if str(ins[0]) != "" else od
-	var label := "%02d %s %s" % [index, kind, out] if index >= 0 else "history %s" % out
-	var f0 := _act(op)
-	var z0 := [0, 0, 0, 0]
+	var label := "%d %s %s" % [index, kind, out]
+	var low := _size
 	match kind:
-		"map", "maxpool2", "avgpool2", "depth_to_space", "space_to_depth", "upsample2":
-			var kernel := _kernel_for(op)
-			var i1 := [0, 0, 0, 0]
-			if kind == "avgpool2":
-				i1[0] = 1
-			elif kind == "upsample2":
-				i1[0] = 1 if str(op["mode"]) == "nearest" else 0
-			elif kind in ["depth_to_space", "space_to_depth"]:
-				i1[0] = int(op["s"])
-			return _step(kernel, kernel, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, i1, z0, f0),
-					_groups(od, od[2]), label)
-		"concat", "slice":
-			# one copy per input into its channel range of the output (no limit on the number of inputs)
-			var off := 0
-			for k in ins.size():
-				var start := int(op.get("start", 0)) if kind == "slice" else 0
-				var count := int(op.get("count", 0)) if kind == "slice" else int(_tensors[ins[k]]["c"])
-				var kd := _dims(str(ins[k]))
-				if not _step("copy_channels", "copy_channels", {}, [_bufs[out], _bufs[ins[k]]],
-						_push(od, kd, [off, start, count, 0], z0, f0), _groups(od, ceili(count / 4.0)),
-						"%s[%d]" % [label, k] if ins.size() > 1 else label):
-					return false
-				off += count
-			return true
-		"add", "mul", "blend", "where_reset":
-			var mode: int = {"add": 0, "mul": 1, "blend": 2, "where_reset": 3}[kind]
-			var b := [_bufs[out]]
-			var i1 := [mode, 0, 0, 0]
-			var i2 := [0, 0, 0, 0]
-			if kind == "where_reset":
-				var zero_a := str(ins[1]) == ""
-				i1[1] = 1 if zero_a else 0
-				b.append_array([_dummy if zero_a else _bufs[ins[1]], _bufs[ins[2]], _bufs[ins[0]]])
-				ad = od
-			elif kind == "blend":
-				b.append_array([_bufs[ins[0]], _bufs[ins[1]], _bufs[ins[2]]])
-			else:
-				b.append_array([_bufs[ins[0]], _bufs[ins[1]], _dummy])
-				i2[0] = int(_tensors[ins[1]]["c"])
-			return _step("binary", "binary", {}, b, _push(od, ad, i1, i2, f0), _groups(od, od[2]), label)
-		"gather_nearest":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, z0, z0, f0),
-					_groups(od, od[2]), label)
-		"fold_onehot":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]],
-					_push(od, ad, [int(op["s"]), 0, 0, 0], z0, f0), _groups(od, od[2]), label)
-		"fold_warp":
-			var n := int(op["frames"])
-			var s := int(op["s"])
-			if (s * s) % 4 != 0:
-				error = "GPU runtime: fold_warp needs s*s a multiple of 4 (s = %d)" % s
+		"accum_prepare":
+			var sh := _shader("neural_ss_accum_prepare.glsl", {"S": int(op["s"]),
+					"BICUBIC": 1 if str(op["mode"]) == "bicubic" else 0, "DILATE": 1 if bool(op["dilate"]) else 0,
+					"LX": pixel_group.x, "LY": pixel_group.y})
+			if sh.is_empty():
 				return false
-			for k in n:
-				var c := int(_tensors[ins[k]]["c"])
-				var bb := [_bufs[out], _bufs[ins[k]], _bufs[ins[n + k]], _bufs[ins[2 * n + k]], _bufs[ins[3 * n]]]
-				if not _step(kind, kind, {}, bb, _push(od, ad, [s, k, n, c], z0, f0),
-						_groups(od, c * s * s / 4), "%s[%d]" % [label, k]):
-					return false
+			_passes.append({"op": op, "shader": sh, "label": label,
+					"groups": _groups(low, Vector2i.ONE, pixel_group)})
 			return true
-		"up_folded_jittered", "apply_kernel3x3":
-			var i1 := [int(op["s"]) if kind == "up_folded_jittered" else int(op["s"]) * int(op["s"]), 0, 0, 0]
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, i1, z0, f0),
-					_groups(od, od[2]), label)
-		"broadcast":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, z0, z0, f0),
-					_groups(od, od[2]), label)
-		"dilate_motion":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, z0, z0, f0),
-					_groups(od, 1), label)
-		"warp_history":
-			var i1 := [int(op["s"]), 0 if str(op["mode"]) == "bicubic" else 1, int(_tensors[ins[0]]["c"]), 0]
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]], _push(od, ad, i1, z0, f0),
-					_groups(od, od[2]), label)
-		"neigh_stats3x3":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]],
-					_push(od, ad, [int(_tensors[ins[0]]["c"]), 0, 0, 0], z0, f0, [float(op["eps"]), 0.0, 0.0, 0.0]),
-					_groups(od, od[2]), label)
-		"softmax_groups":
-			var n := int(_tensors[ins[0]]["c"]) / int(op["groups"])
-			if n > 32:
-				error = "GPU runtime: softmax over groups of %d channels (at most 32) in %s" % [n, out]
+		"accum_output":
+			var nr := int(op["n_resid"])
+			var sh := _shader("neural_ss_accum_output.glsl", {"S": int(op["s"]), "DEC4": _c4(str(ins[0])),
+					"HEAD4": ceili(int(op["_cout"]) / 4.0), "NRESID": nr, "NSHARP": int(op["n_sharp"]),
+					"WEIGHTED": 1 if bool(op["weighted"]) else 0, "LX": pixel_group.x, "LY": pixel_group.y,
+					"NW": _woffs(op)[2]})
+			if sh.is_empty():
 				return false
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, [n, 0, 0, 0], z0, f0),
-					_groups(od, int(op["groups"])), label)
-		"clamp_box":
-			var c := int(_tensors[ins[1]]["c"]) / 2
-			var i1 := [int(_tensors[ins[0]]["c"]) / c, c, 0, 0]
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]], _bufs[ins[2]]],
-					_push(od, ad, i1, z0, f0), _groups(od, od[2]), label)
-		"alpha_prior":
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]], _bufs[ins[1]], _bufs[ins[2]]],
-					_push(od, ad, z0, z0, f0, [float(op["hi"]), 0.0, 0.0, 0.0]), _groups(od, od[2]), label)
-		"sample_weight":
-			var norm := float(op["norm"])
-			return _step(kind, kind, {}, [_bufs[out], _bufs[ins[0]]], _push(od, ad, [int(op["s"]), 0, 0, 0], z0, f0,
-					[float(op["sigma"]), norm, 0.0, 0.0]), Vector3i(1, 1, od[2]), label)
-		"alpha_weighted", "total_weight":
-			var b := [_bufs[out], _bufs[ins[0]], _bufs[ins[1]]]
-			if kind == "alpha_weighted":
-				b.append_array([_bufs[ins[2]], _bufs[ins[3]]])
-			else:
-				b.append_array([_dummy, _bufs[ins[1]]])
-			var mode := 0 if kind == "alpha_weighted" else 1
-			return _step("weighted", "weighted", {}, b, _push(od, ad, [mode, 0, 0, 0], z0, f0,
-					[float(op["cap"]), 0.0, 0.0, 0.0]), _groups(od, od[2]), label)
+			_passes.append({"op": op, "shader": sh, "label": label, "wbuf": _wbufs[index],
+					"groups": _groups(low, Vector2i.ONE, pixel_group)})
+			return true
 		"conv2d":
-			var k := int(op["k"])
-			var key := "conv2d_k%d" % k
-			var i1 := [int(op["_woff"]), int(op["_boff"]), 1 if str(op["pad"]) == "replicate" else 0, 0]
-			var groups := Vector3i(ceili(od[0] / (8.0 * PX)), ceili(od[1] / 8.0), ceili(od[2] / float(OCB)))
-			return _step(key, "conv2d", {"K": k, "OCB": OCB, "PX": PX}, [_bufs[out], _bufs[ins[0]], _wbuf],
-					_push(od, ad, i1, z0, f0), groups, label)
+			var act := str(op.get("act", "none"))
+			if not act in ["none", "relu"] or op.has("mul") or op.has("add"):
+				error = "GPU runtime: conv2d %s with act %s / mul / add (the kernel fuses none or relu)" % [out, act]
+				return false
+			var pool := str(op.get("pool", ""))
+			var ups: Array = op.get("up", [0, 0])
+			var od := _res_size(str(_tensors[out]["res"]), low)
+			var ad := _res_size(str(_tensors[str(ins[0])]["res"]), low)
+			var block := Vector2i(maxi(2, conv_block.x + conv_block.x % 2), 2) if pool != "" else conv_block
+			var slots := _slots(op)
+			var split := 1
+			while _c4(out) / split > conv_groups_per_invocation and _c4(out) % (split * 2) == 0:
+				split *= 2
+			var defs := {"K": int(op["k"]), "CIN4": slots.size() / 4, "CA4": _c4(str(ins[0])), "OSPLIT": split,
+					"UP_A": int(ups[0]), "POOL": 1 if pool != "" else 0,
+					"REPLICATE": 1 if str(op["pad"]) == "replicate" else 0, "BX": block.x, "BY": block.y,
+					"COUT4": _c4(out), "ACT": 1 if act == "relu" else 0, "LX": conv_group.x, "LY": conv_group.y,
+					"NW": _woffs(op)[2]}
+			if ins.size() > 1 and int(ups[1]) != 0:
+				error = "GPU runtime: conv2d %s: only its first input may be upsampled" % out
+				return false
+			var sh := _shader("neural_ss_conv.glsl", defs)
+			if sh.is_empty():
+				return false
+			var bl := [_bufs[out], _bufs[ins[0]], _bufs[ins[1]] if ins.size() > 1 else _dummy, _wbufs[index],
+					_bufs[pool] if pool != "" else _dummy]
+			var uniforms: Array[RDUniform] = []
+			for bi in bl.size():
+				uniforms.append(_ubo(bl[bi], bi) if bi == 3 else _storage(bl[bi], bi))
+			var uset := _rd.uniform_set_create(uniforms, sh["shader"], 0)
+			if not uset.is_valid():
+				error = "GPU runtime: uniform set for %s failed" % label
+				return false
+			var wo := _woffs(op)
+			var push := PackedInt32Array([od.x, od.y, ad.x, ad.y, wo[0], wo[1], 0, 0])
+			_passes.append({"op": op, "shader": sh, "label": label, "set": uset,
+					"push": push.to_byte_array(), "groups": _groups(od, block, conv_group) + Vector3i(0, 0, split - 1)})
+			return true
 	error = "GPU runtime: op %s not implemented" % kind
 	return false
 
@@ -485,25 +445,40 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 		reset = true
 	if profile:
 		_read_timestamps()
-	_rd.buffer_update(_bufs["jitter"], 0, 16, PackedFloat32Array([jitter.x, jitter.y, 0.0, 0.0]).to_byte_array())
-	_rd.buffer_update(_bufs["reset"], 0, 16, PackedFloat32Array([1.0 if reset else 0.0, 0.0, 0.0, 0.0]).to_byte_array())
-	var low := [size.x, size.y, 1, 4]
-	var in_u: Array[RDUniform] = [_image(rgbd_tex, 0), _image(motion_tex, 1), _storage(_bufs["colour"], 2),
-			_storage(_bufs["depth"], 3), _storage(_bufs["motion"], 4)]
-	var in_set := UniformSetCacheRD.get_cache(_input_shader["shader"], 0, in_u)
-	var hd := _dims(str(_prog["output"]))
-	var out_u: Array[RDUniform] = [_image(output_rid, 0), _storage(_bufs[str(_prog["output"])], 1)]
-	var out_set := UniformSetCacheRD.get_cache(_output_shader["shader"], 0, out_u)
-	var zero := [0, 0, 0, 0]
-	var none := [0.0, 1.0, 0.0, 0.0]
-	var all_steps: Array = [{"pipeline": _input_shader["pipeline"], "set": in_set, "label": "input",
-			"push": _push(low, low, zero, zero, none), "groups": _groups(low, 1)}]
-	all_steps.append_array(_steps)
-	all_steps.append({"pipeline": _output_shader["pipeline"], "set": out_set, "label": "output",
-			"push": _push(hd, hd, zero, zero, none), "groups": _groups(hd, 1)})
+	var h_read: RID = _hist[frames_run % 2]
+	var h_write: RID = _hist[(frames_run + 1) % 2]
+	var steps: Array = []
+	for ps: Dictionary in _passes:
+		var op: Dictionary = ps["op"]
+		var sh: Dictionary = ps["shader"]
+		var st := {"pipeline": sh["pipeline"], "groups": ps["groups"], "label": ps["label"]}
+		match str(op["op"]):
+			"conv2d":
+				st["set"] = ps["set"]
+				st["push"] = ps["push"]
+			"accum_prepare":
+				var u: Array[RDUniform] = [_image(rgbd_tex, 0), _image(motion_tex, 1), _storage(h_read, 2),
+						_storage(_bufs[str(op["out"])], 3)]
+				st["set"] = UniformSetCacheRD.get_cache(sh["shader"], 0, u)
+				var b := PackedInt32Array([size.x, size.y, 0, 0]).to_byte_array()
+				b.append_array(PackedFloat32Array([jitter.x, jitter.y, 1.0 if reset else 0.0, float(op["eps"]),
+						float(_prog.get("depth_ref", 10.0)), 0.0, 0.0, 0.0]).to_byte_array())
+				st["push"] = b
+			"accum_output":
+				var ins: Array = op["in"]
+				var u: Array[RDUniform] = [_storage(_bufs[str(ins[0])], 0), _storage(_bufs[str(ins[1])], 1),
+						_ubo(ps["wbuf"], 2), _storage(h_write, 3), _image(output_rid, 4)]
+				st["set"] = UniformSetCacheRD.get_cache(sh["shader"], 0, u)
+				var wo := _woffs(op)
+				var b := PackedInt32Array([size.x, size.y, wo[0], wo[1]]).to_byte_array()
+				b.append_array(PackedFloat32Array([jitter.x, jitter.y, float(_prog.get("colour_transform_max", 0.999)),
+						0.0, float(op["sigma"]), float(op["norm"]), float(op["cap"]), float(op["hi"])]
+						+ _sample_weights(op, jitter)).to_byte_array())
+				st["push"] = b
+		steps.append(st)
 	if profile:
 		_rd.capture_timestamp("nss:begin")
-		for st: Dictionary in all_steps:
+		for st: Dictionary in steps:
 			var cl := _rd.compute_list_begin()
 			_dispatch(cl, st)
 			_rd.compute_list_end()
@@ -511,7 +486,7 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 		_ts_pending = true
 	else:
 		var cl := _rd.compute_list_begin()
-		for st: Dictionary in all_steps:
+		for st: Dictionary in steps:
 			_dispatch(cl, st)
 			_rd.compute_list_add_barrier(cl)
 		_rd.compute_list_end()
@@ -519,9 +494,29 @@ func run(rd: RenderingDevice, rgbd_tex: RID, motion_tex: RID, size: Vector2i, ji
 	last_frame_index = frame_index
 	if record_callback.is_valid():
 		readbacks += 1
-		_rd.texture_get_data_async(output_rid, 0, record_callback.bind(frame_index, hd[0], hd[1]))
+		_rd.texture_get_data_async(output_rid, 0, record_callback.bind(frame_index, size.x * scale, size.y * scale))
 	last_cpu_ms = (Time.get_ticks_usec() - t0) / 1000.0
 	return true
+
+
+# accum_output's per-frame sample weight of each output sub-pixel (gpu_program.sample_weight / norm): the
+# same for every pixel, so computed here once per frame instead of 9 exp per output pixel. 16 floats (s <= 4).
+func _sample_weights(op: Dictionary, jitter: Vector2) -> Array:
+	var out := []
+	out.resize(16)
+	out.fill(1.0)
+	var s := int(op["s"])
+	if not bool(op["weighted"]):
+		return out
+	var sig := float(op["sigma"])
+	for q in s * s:
+		var tot := 0.0
+		for t in 9:
+			var dx := float(t % 3 - 1) + 0.5 - (float(q % s) + 0.5) / s + jitter.x
+			var dy := float(t / 3 - 1) + 0.5 - (float(q / s) + 0.5) / s + jitter.y
+			tot += exp(-(dx * dx + dy * dy) / (2.0 * sig * sig))
+		out[q] = tot / float(op["norm"])
+	return out
 
 
 func _dispatch(cl: int, st: Dictionary) -> void:

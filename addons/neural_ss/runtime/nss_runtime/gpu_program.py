@@ -6,11 +6,12 @@ reference interpreter of it (numpy only; it ships inside the addon).
     rgb = sess.upscale(colour, depth, motion, jitter=(0, 0), cut=False)   # (3, s*h, s*w) linear RGB
 
 tools/export_onnx.py writes the program next to the .onnx (same stem, `.nssgpu.json` + `.nssgpu.bin`);
-the GDScript/GLSL runtime (addons/neural_ss/gpu/) runs the same program with RenderingDevice compute
-shaders, and this interpreter is the executable definition of every op (docs/runtime.md, "The GPU program").
+the GDScript/GLSL runtime (addons/neural_ss/gpu/) runs the same program (accum; fast programs only run here)
+with RenderingDevice compute shaders, and this interpreter is the executable definition of every op
+(docs/runtime.md, "The format").
 
-Format (JSON, version 1):
-  format "nss-gpu-program", version 1, name, preset, scale, multiple, depth_ref, colour_transform_max,
+Format (JSON, version 2; version 1 files, which have no fused ops, are read too):
+  format "nss-gpu-program", version 2, name, preset, scale, multiple, depth_ref, colour_transform_max,
   weights  {"file": "<stem>.nssgpu.bin", "dtype": "float32", "count": N}   little-endian float32 blob
   tensors  {name: {"c": channels, "res": "low"|"half"|"high"|"one"}}   planar [c, H, W], batch 1;
            low = h x w (the capture), half = h/2 x w/2, high = s*h x s*w, one = 1 x 1 (per-frame values)
@@ -22,7 +23,12 @@ Format (JSON, version 1):
   ops      executed in order; each {"op", "in": [tensor names], "out": name, attrs}; every op may carry
            "act" (see ACTS) and "mul"/"add" (y = act(x) * mul + add) applied to its result.
 Weights of conv2d: "w": [offset, count] into the blob, OIHW order [cout, cin, k, k]; "b": [offset, cout]
-or null.
+or null. Version 2 adds the fused passes the Godot runtime executes (one compute dispatch each):
+  conv2d with 2 inputs (channel concat; "up": [0|1, 0|1] reads an input nearest-upsampled x2) and "pool":
+  a second output, the 2x2 average pool of the result;
+  accum_prepare  in [colour, depth, motion, jitter, reset, hist] -> the accum network input (ACCUM_IN_LAYOUT);
+  accum_output   in [dec, net_in, jitter] -> linear rgb, and "hist_out": the new history (1x1 head, softmax
+                 kernels, kernel apply, rectification, blend weights, blend, inverse Reinhard).
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 
 FORMAT = "nss-gpu-program"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)
 RES = ("low", "half", "high", "one")
 ACTS = ("none", "relu", "sigmoid", "tanh", "softplus", "reinhard", "inv_reinhard", "depth_norm", "abs", "clamp01")
 INPUTS = {"colour": (3, "low"), "depth": (1, "low"), "motion": (2, "low"), "jitter": (2, "one"),
@@ -55,7 +62,7 @@ OPS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "broadcast": (1, ()),                 # a 'one' tensor repeated over the output's resolution
     "where_reset": (3, ()),               # in [reset, a, b]: reset > 0.5 ? a : b ; a may be "" = zeros
     "gather_nearest": (2, ()),            # in [x, flow]: x[clamp(round_half_even(p + flow))]
-    "conv2d": (1, ("k", "cin", "cout", "pad", "w", "b")),
+    "conv2d": (None, ("k", "cin", "cout", "pad", "w", "b")),  # 1 input, or 2 (concat; "up", "pool": v2)
     "maxpool2": (1, ()),
     "avgpool2": (1, ()),
     "upsample2": (1, ("mode",)),          # "bilinear" (align_corners=False) | "nearest"
@@ -77,7 +84,27 @@ OPS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "alpha_weighted": (4, ("cap",)),      # in [logit, acc, valid, w]: sigmoid(logit + log(clamp(acc,0,1) cap + 1e-3) - log w) valid
     "total_weight": (2, ("cap",)),        # in [a, w]: min(w / (1 - a + 1e-4), cap) / cap
     "blend": (3, ()),                     # in [a, x, y]: a * x + (1 - a) * y; a's channel = channel % a.c
+    # version 2: the fused passes of accum (accum_prepare, accum_output below)
+    "accum_prepare": (6, ("s", "mode", "dilate", "eps")),
+    "accum_output": (3, ("s", "hist_out", "w", "b", "n_resid", "n_sharp", "weighted", "sigma", "norm", "cap",
+                         "hi")),
 }
+# ops with a second output tensor: the attribute naming it
+EXTRA_OUT = {"conv2d": "pool", "accum_output": "hist_out"}
+
+
+def accum_in_layout(s: int) -> list[tuple[str, int]]:
+    """Channels of accum_prepare's output, in order (Accum.step_mapped's network input)."""
+    q = s * s
+    return [("y", 3), ("dn", 1), ("jit", 2), ("hw_f", 4 * q), ("valid_f", q), ("m_abs", 2), ("stats", 6)]
+
+
+def _split(x: np.ndarray, layout: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+    out, c = {}, 0
+    for name, n in layout:
+        out[name] = x[c:c + n]
+        c += n
+    return out
 
 
 def _err(where: str, msg: str) -> ProgramError:
@@ -89,8 +116,9 @@ def validate(prog: dict, where: str = "program") -> dict:
     if not isinstance(prog, dict) or prog.get("format") != FORMAT:
         raise _err(where, f"field 'format' is {prog.get('format') if isinstance(prog, dict) else prog!r}; "
                           f"expected {FORMAT!r}")
-    if prog.get("version") != VERSION:
-        raise _err(where, f"field 'version' is {prog.get('version')!r}; this runtime reads version {VERSION}")
+    if prog.get("version") not in READ_VERSIONS:
+        raise _err(where, f"field 'version' is {prog.get('version')!r}; this runtime reads versions "
+                          f"{list(READ_VERSIONS)}")
     for k in ("scale", "tensors", "inputs", "history", "output", "ops", "weights"):
         if k not in prog:
             raise _err(where, f"field {k!r} missing")
@@ -127,19 +155,28 @@ def validate(prog: dict, where: str = "program") -> dict:
                 raise ProgramError(f"{w} ({kind}): input {t!r} is read before any op writes it")
         if op.get("out") not in tensors:
             raise ProgramError(f"{w} ({kind}): output {op.get('out')!r} is not in 'tensors'")
+        extra = op.get(EXTRA_OUT.get(kind, ""))
+        if extra is not None and extra not in tensors:
+            raise ProgramError(f"{w} ({kind}): {EXTRA_OUT[kind]} {extra!r} is not in 'tensors'")
         if op.get("act", "none") not in ACTS:
             raise ProgramError(f"{w} ({kind}): act {op['act']!r}; expected one of {ACTS}")
         if kind == "conv2d":
             k, cin, cout = op["k"], op["cin"], op["cout"]
-            if tensors[ins[0]]["c"] != cin or tensors[op["out"]]["c"] != cout:
+            if len(ins) not in (1, 2) or len(op.get("up", [0] * len(ins))) != len(ins):
+                raise ProgramError(f"{w} (conv2d): {len(ins)} inputs, 'up' {op.get('up')}; expected 1 or 2 inputs "
+                                   f"and one 'up' flag per input")
+            if sum(tensors[t]["c"] for t in ins) != cin or tensors[op["out"]]["c"] != cout:
                 raise ProgramError(f"{w} (conv2d): cin/cout {cin}/{cout} do not match tensors "
-                                   f"{ins[0]!r} ({tensors[ins[0]]['c']}) / {op['out']!r} ({tensors[op['out']]['c']})")
+                                   f"{ins} ({[tensors[t]['c'] for t in ins]}) / {op['out']!r} "
+                                   f"({tensors[op['out']]['c']})")
             if op["w"][1] != cout * cin * k * k or (op["b"] is not None and op["b"][1] != cout):
                 raise ProgramError(f"{w} (conv2d): weight/bias counts {op['w'][1]}/{op['b']} do not match "
                                    f"[{cout}, {cin}, {k}, {k}]")
             if op["pad"] not in ("zeros", "replicate"):
                 raise ProgramError(f"{w} (conv2d): pad {op['pad']!r}; expected 'zeros' or 'replicate'")
         defined.add(op["out"])
+        if extra is not None:
+            defined.add(extra)
     for h in prog["history"]:
         if h.get("name") not in tensors or h.get("from") not in defined:
             raise _err(where, f"history entry {h!r}: 'name' must be a tensor and 'from' a tensor some op writes")
@@ -180,7 +217,7 @@ def load_program(path: str | os.PathLike) -> dict:
     prog["_w"] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     for i, op in enumerate(prog["ops"]):
         for key in ("w", "b"):
-            r = op.get(key) if op["op"] == "conv2d" else None
+            r = op.get(key) if op["op"] in ("conv2d", "accum_output") else None
             if r is not None and (r[0] < 0 or r[0] + r[1] > n):
                 raise ProgramError(f"{path}: ops[{i}].{key} = {r} lies outside the {n}-float weights blob")
     return prog
@@ -502,7 +539,16 @@ def run_op(op: dict, env: dict[str, np.ndarray], prog: dict) -> np.ndarray:
         k, cin, cout = op["k"], op["cin"], op["cout"]
         wt = w[op["w"][0]:op["w"][0] + op["w"][1]].reshape(cout, cin, k, k)
         b = None if op["b"] is None else w[op["b"][0]:op["b"][0] + cout]
-        y = conv2d(ins[0], wt, b, op["pad"])
+        xs = [upsample2(x, "nearest") if u else x for x, u in zip(ins, op.get("up", [0] * len(ins)))]
+        y = apply_act(conv2d(np.concatenate(xs, 0) if len(xs) > 1 else xs[0], wt, b, op["pad"]), op, prog)
+        if op.get("pool"):
+            c, H, W = y.shape
+            env[op["pool"]] = y.reshape(c, H // 2, 2, W // 2, 2).mean((2, 4))
+        return y
+    elif kind == "accum_prepare":
+        y = accum_prepare(op, ins, prog)
+    elif kind == "accum_output":
+        y, env[op["hist_out"]] = accum_output(op, ins, prog)
     elif kind in ("maxpool2", "avgpool2"):
         x = ins[0]
         c, H, W = x.shape
@@ -562,8 +608,69 @@ def run_op(op: dict, env: dict[str, np.ndarray], prog: dict) -> np.ndarray:
     return apply_act(np.asarray(y, np.float32), op, prog)
 
 
+def accum_prepare(op: dict, ins: list, prog: dict) -> np.ndarray:
+    """The accum pre-pass: Reinhard colour, normalised depth, closest-depth motion dilation, the bicubic history
+    warp with its validity (zero on reset), folded to the low-res grid, |motion|, the 3x3 box statistics;
+    concatenated in accum_in_layout order."""
+    colour, depth, motion, jitter, reset, hist = ins
+    s = op["s"]
+    y = apply_act(colour, {"act": "reinhard"}, prog)
+    dn = apply_act(depth, {"act": "depth_norm"}, prog)
+    m = dilate_motion(motion, dn) if op["dilate"] else motion
+    warped = warp_history(hist, m, s, op["mode"])
+    c = hist.shape[0]
+    valid = np.zeros_like(warped[c:]) if reset.reshape(-1)[0] > 0.5 else warped[c:]
+    hw = warped[:c] * valid
+    h, w = colour.shape[1:]
+    jit = np.broadcast_to(jitter.reshape(2, 1, 1), (2, h, w))
+    return np.concatenate([y, dn, jit, space_to_depth(hw, s), space_to_depth(valid, s), np.abs(m),
+                           neigh_stats3x3(y, op["eps"])], 0).astype(np.float32)
+
+
+def accum_output(op: dict, ins: list, prog: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The accum final pass: the 1x1 head on [dec, jitter], per output sub-pixel the softmax 3x3 kernel (+ the
+    signed one) applied to the current colour, the history clamped to the box, the blend weight (FSR2-style total
+    weight, or the running-mean prior), blend + residual; -> (linear rgb, new history [clamp01(O), weight])."""
+    dec, net_in, jitter = ins
+    s = op["s"]
+    q = s * s
+    h, w = dec.shape[1:]
+    x = np.concatenate([dec, np.broadcast_to(jitter.reshape(2, 1, 1), (2, h, w))], 0)
+    wts = prog["_w"]
+    cin = x.shape[0]
+    cout = op["w"][1] // cin
+    head = conv2d(x, wts[op["w"][0]:op["w"][0] + op["w"][1]].reshape(cout, cin, 1, 1),
+                  wts[op["b"][0]:op["b"][0] + cout], "zeros")
+    nr, ns = op["n_resid"], op["n_sharp"]
+    logit, kern = head[:q], softmax_groups(head[q:10 * q], q)
+    gamma = np.logaddexp(0.0, head[10 * q:10 * q + 1]).astype(np.float32)
+    resid = head[10 * q + 1:10 * q + 1 + nr]
+    if ns:
+        kern = kern + head[10 * q + 1 + nr:10 * q + 1 + nr + ns]
+    n = _split(net_in, accum_in_layout(s))
+    cur = apply_kernel3x3(kern, n["y"], s)
+    h_rect = clamp_box(n["hw_f"][:3 * q], n["stats"], gamma)
+    h_acc, valid = n["hw_f"][3 * q:], n["valid_f"]
+    if op["weighted"]:
+        wq = sample_weight(jitter, s, op["sigma"]) / np.float32(op["norm"])
+        prior = np.log(np.clip(h_acc, 0.0, 1.0) * np.float32(op["cap"]) + np.float32(1e-3)) - np.log(wq)
+        a = 1.0 / (1.0 + np.exp(-(logit + prior))) * valid
+        acc = np.minimum(wq / (1.0 - a + np.float32(1e-4)), np.float32(op["cap"])) / np.float32(op["cap"])
+    else:
+        a = 1.0 / (1.0 + np.exp(-(logit - np.log(1.0 - np.clip(h_acc, 0.0, np.float32(op["hi"])))))) * valid
+        acc = a
+    at = np.tile(a, (3, 1, 1))
+    o = at * h_rect + (1.0 - at) * cur
+    if nr:
+        o = o + resid
+    o_img = depth_to_space(o.astype(np.float32), s)
+    rgb = apply_act(o_img, {"act": "inv_reinhard"}, prog)
+    new_hist = np.concatenate([np.clip(o_img, 0.0, 1.0), depth_to_space(acc.astype(np.float32), s)], 0)
+    return rgb, new_hist.astype(np.float32)
+
+
 class ProgramSession:
-    """Runs a GPU program frame by frame in numpy, with the same reset rules as nss_runtime.Session."""
+    """Runs a GPU program frame by frame in numpy, with the same reset rules as nss_runtime.session.Session."""
 
     def __init__(self, prog: dict | str | os.PathLike):
         self.prog = prog if isinstance(prog, dict) else load_program(prog)
@@ -595,7 +702,7 @@ class ProgramSession:
                    jitter=np.asarray(jitter, np.float32).reshape(2, 1, 1),
                    reset=np.full((1, 1, 1), 1.0 if reset else 0.0, np.float32))
         for op in self.prog["ops"]:
-            env[op["out"]] = run_op(op, env, self.prog)
+            env[op["out"]] = run_op(op, env, self.prog)  # a fused op also sets its second output in env
         self._hist = {e["name"]: env[e["from"]] for e in self.prog["history"]}
         return env[self.prog["output"]]
 
@@ -607,5 +714,35 @@ def conv_flops(prog: dict, h: int, w: int) -> dict[str, float]:
         if op["op"] == "conv2d":
             H, W = res_size(prog["tensors"][op["out"]]["res"], h, w, prog["scale"])
             out[op["out"]] = 2.0 * H * W * op["cout"] * op["cin"] * op["k"] ** 2
+    return out
+
+
+def pass_flops(prog: dict, h: int, w: int) -> dict[str, float]:
+    """FLOPs of every op of a version-2 accum program at low-res h x w, keyed by the op's output tensor, counting
+    every op as nss_train.models.accum.cost_table does (a multiply-add = 2; compare, min, max, exp, log, sqrt, division
+    = 1): conv2d = MACs + bias + activation (+ the fused pool), the fused passes = the sum of the rows they fuse."""
+    s = prog["scale"]
+    q = s * s
+    n_lr, n_out = h * w, h * w * q
+    out = {}
+    for op in prog["ops"]:
+        kind = op["op"]
+        if kind == "conv2d":
+            H, W = res_size(prog["tensors"][op["out"]]["res"], h, w, s)
+            f = H * W * op["cout"] * (2.0 * op["cin"] * op["k"] ** 2 + 2)
+            if op.get("pool"):
+                f += H * W * op["cout"]
+        elif kind == "accum_prepare":
+            f = (n_lr * (3 * 3 + 4) + n_lr * (9 + 2) + n_out * (2 * 2 + 4 + 2 * 2)
+                 + n_out * (4 * 16 * 2 + 2 * 4 * 8) + n_out * 4 + n_lr * 3 * (9 + 9 * 2 + 4) + n_lr * 4)
+        elif kind == "accum_output":
+            cin = prog["tensors"][op["in"][0]]["c"] + 2
+            cout = op["w"][1] // cin
+            f = (n_lr * cout * (2 * cin + 1) + n_lr * 3 + n_out * (9 * 3 + 9) + (n_out * 9 if op["n_sharp"] else 0)
+                 + n_out * 3 * 9 * 2 + n_lr * 3 * 4 + n_out * 3 * 2 + n_out * (2 + 2 + 4 + 1) + n_out * 3 * 4
+                 + n_out * 3 * (2 + 4))
+        else:
+            continue
+        out[op["out"]] = float(f)
     return out
 

@@ -11,7 +11,8 @@ message is a 12-byte header followed by `length` payload bytes:
 The receiver checks magic, type and `length` against the per-type limit
 BEFORE allocating anything for the payload. numpy only: this module ships
 inside the Godot addon. It also holds a small blocking Python client (tests,
-benchmarks, tools); the game's client is addons/neural_ss/bridge/runtime_client.gd.
+benchmarks, tools); the game's client is addons/neural_ss/bridge/runtime_client.gd (its
+bytes: runtime_wire.gd).
 """
 from __future__ import annotations
 
