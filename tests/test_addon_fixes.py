@@ -118,6 +118,13 @@ def test_neural_present_keeps_the_environments_look(tonemap, tm):
     d = mad(n, g)
     print(f"\n{tm}: NEURAL present vs Godot's own display {d * 255:.3f}/255")
     assert d <= ONE, f"{tm}: NEURAL vs Godot {d * 255:.2f}/255"
+    if tm == "agx":  # the game's sky Environment; the present pass renders a sky-free copy that keeps the look
+        assert c["background"] == 2 and c["present_background"] == 1, c  # BG_SKY, BG_COLOR
+        assert c["present_glow"] == pytest.approx(1.2), c
+        gd, nd = img(out, "agx_dim_godot"), img(out, "agx_dim_neural")  # exposure 1.3 -> 0.7 with the addon on
+        assert mad(nd, gd) <= ONE and mad(gd, g) > 10 * ONE, (mad(nd, gd) * 255, mad(gd, g) * 255)
+    else:
+        assert c["present_background"] == c["background"] == 1, c  # BG_COLOR: the game's own Environment
     if tm == "filmic":  # what is shown is the fed image (fed mirrored: shown mirrored), not a native render
         m = img(out, f"{tm}_neural_mirrored")
         assert mad(m[:, ::-1], g) <= ONE and mad(m, g) > 10 * ONE

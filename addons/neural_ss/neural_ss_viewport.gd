@@ -29,6 +29,9 @@ enum Mode { NATIVE, BILINEAR, NEURAL }
 
 const MODE_NAMES := ["native", "bilinear", "neural"]
 const RUNTIMES := ["auto", "gpu", "python"]
+## Environment properties the present pass's sky-free copy does not take from the game's (_present_environment)
+const _SKY_PROPERTIES := ["background_mode", "sky", "sky_custom_fov", "sky_rotation", "resource_local_to_scene",
+		"resource_path", "resource_name", "resource_scene_unique_id", "script"]
 
 ## What is shown. NEURAL (the default) falls back to BILINEAR while no fresh upscaled frame is there
 ## (runtime starting, missing, slow or crashed); the node and its backend print one line saying which is live and why.
@@ -93,6 +96,7 @@ var _present_cam: Camera3D
 var _present_effect: NeuralSSPresentEffect
 var _present_attr_src: CameraAttributes
 var _present_attr: CameraAttributes
+var _present_envs: Dictionary = {}  # source Environment -> its sky-free copy for the present pass
 var _neural_tex: Texture2D
 var _neural_frame: int = -1000000
 var _neural_usec: int = -1000000000
@@ -429,11 +433,13 @@ func _sync_present(src: Camera3D) -> void:
 	var sw := _source_vp.find_world_3d()
 	var pw := _present_vp.world_3d
 	if sw != null:
-		if pw.environment != sw.environment:
-			pw.environment = sw.environment
-		if pw.fallback_environment != sw.fallback_environment:
-			pw.fallback_environment = sw.fallback_environment
-	_present_cam.environment = src.environment
+		var env := _present_environment(sw.environment)
+		if pw.environment != env:
+			pw.environment = env
+		var fallback := _present_environment(sw.fallback_environment)
+		if pw.fallback_environment != fallback:
+			pw.fallback_environment = fallback
+	_present_cam.environment = _present_environment(src.environment)
 	# Depth of field would blur the whole image (the present render's depth is empty): left out.
 	var attr: CameraAttributes = src.attributes if src.attributes != null else (sw.camera_attributes if sw != null else null)
 	if attr != _present_attr_src:
@@ -449,6 +455,33 @@ func _sync_present(src: Camera3D) -> void:
 	_present_cam.fov = src.fov
 	_present_vp.screen_space_aa = _source_vp.screen_space_aa
 	_present_vp.use_debanding = _source_vp.use_debanding
+
+
+## The Environment the present pass renders with: [param src] itself, or, where [param src] draws a sky, a
+## copy without it, kept in step with [param src] every frame (exposure, glow, adjustments, fog... as the game
+## changes them). The present effect overwrites the whole colour buffer after the sky and transparent passes
+## (POST_TRANSPARENT), so the sky is never seen there; rendering it (and re-baking its radiance for a second
+## world) cost more than Godot's FSR2 pass on lavapipe (benchmarks/results/frame_cost.md).
+func _present_environment(src: Environment) -> Environment:
+	if src == null or src.background_mode != Environment.BG_SKY:
+		return src
+	var copy: Environment = _present_envs.get(src)
+	if copy == null:
+		if _present_envs.size() >= 4:
+			_present_envs.clear()  # environments the game no longer uses
+		copy = src.duplicate() as Environment
+		_present_envs[src] = copy
+	for prop: Dictionary in src.get_property_list():
+		var pname: String = prop["name"]
+		if int(prop["usage"]) & PROPERTY_USAGE_STORAGE == 0 or pname in _SKY_PROPERTIES:
+			continue
+		var value: Variant = src.get(pname)
+		if copy.get(pname) != value:
+			copy.set(pname, value)
+	if copy.background_mode != Environment.BG_COLOR:
+		copy.background_mode = Environment.BG_COLOR
+		copy.sky = null
+	return copy
 
 
 ## The transform `cam` is drawn with this frame: under physics interpolation (Godot 4.4+, 3D) that is the

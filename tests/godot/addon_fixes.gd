@@ -227,6 +227,11 @@ func _tonemap() -> void:
 		var name: String = c[0]
 		env.tonemap_mode = c[1]
 		use_rd = name == "aces"
+		if name == "agx":  # a sky background: the present pass renders a sky-free copy of the Environment
+			var sky := Sky.new()
+			sky.sky_material = ProceduralSkyMaterial.new()
+			env.sky = sky
+			env.background_mode = Environment.BG_SKY
 		await _frames(WAIT + 2)
 		await _grab(name + "_godot")
 		_add_addon(NeuralSSViewport.Mode.NEURAL, 1)
@@ -244,9 +249,20 @@ func _tonemap() -> void:
 			await _frames(WAIT)
 			await _grab(name + "_neural_mirrored")
 			flip = false
+		var present_env: Environment = ns._present_vp.world_3d.environment
+		if name == "agx":  # the game changes its Environment while the copy is in use: the present pass follows
+			env.tonemap_exposure = 0.7
+			await _frames(WAIT)
+			await _grab("agx_dim_neural")
 		results[name] = {"fed": fed, "fresh": fresh, "low": [ns.get_low_res_size().x, ns.get_low_res_size().y],
-				"texture": "Texture2DRD" if use_rd else "ImageTexture"}
+				"texture": "Texture2DRD" if use_rd else "ImageTexture",
+				"background": env.background_mode, "present_background": present_env.background_mode,
+				"present_glow": present_env.glow_intensity}
 		await _remove_addon()
+		if name == "agx":
+			await _frames(WAIT + 2)
+			await _grab("agx_dim_godot")
+			env.tonemap_exposure = 1.3
 	if rd_tex.is_valid():
 		tex_rd.texture_rd_rid = RID()
 		RenderingServer.get_rendering_device().free_rid(rd_tex)
